@@ -1,0 +1,68 @@
+"""The two token mixers of the original: a softmax-kernel causal conv and causal attention.
+
+Each mixer maps LN-normalised states (B, T, d) to (B, T, d), or to (B, P, d) when given the
+positions whose output is needed (the rest of the sequence still feeds keys and conv taps).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+
+class CausalConv(nn.Module):
+    """Value projection -> causal depthwise conv -> output projection ("cheap" branch).
+
+    Each head owns `kernel_size` logits (zero at init); its kernel is their softmax, shared by
+    the head's channels. Tap j weighs position t - (kernel_size - 1 - j): left zero padding only.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.kernel_size = cfg.n_heads, cfg.kernel_size
+        self.v_proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.kernel_logits = nn.Parameter(torch.zeros(cfg.n_heads, cfg.kernel_size))
+
+    def kernel(self) -> torch.Tensor:
+        """(d, 1, k) depthwise weights: one softmax kernel per head, repeated over its channels."""
+        d = self.v_proj.out_features
+        k = F.softmax(self.kernel_logits, dim=-1)
+        return k.repeat_interleave(d // self.n_heads, dim=0).unsqueeze(1)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        v = self.v_proj(x).transpose(1, 2)                      # (B, d, T)
+        v = F.pad(v, (self.kernel_size - 1, 0))
+        y = F.conv1d(v, self.kernel(), groups=v.shape[1]).transpose(1, 2)
+        if positions is not None:
+            y = y[:, positions]
+        return self.out(y)
+
+
+class CausalSelfAttention(nn.Module):
+    """Fused QKV, causal softmax attention per head, output projection ("expensive" branch)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, d = x.shape
+        H = self.n_heads
+        if positions is None:
+            q, k, v = self.qkv(x).view(B, T, 3, H, d // H).permute(2, 0, 3, 1, 4)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            # Queries only where output is needed; keys and values for every position.
+            w, b = self.qkv.weight, self.qkv.bias
+            P = positions.numel()
+            q = F.linear(x[:, positions], w[:d], b[:d]).view(B, P, H, d // H).transpose(1, 2)
+            k, v = F.linear(x, w[d:], b[d:]).view(B, T, 2, H, d // H).permute(2, 0, 3, 1, 4)
+            # Gathered rows: query at position p sees keys 0..p (not a top-left causal mask).
+            allowed = positions.unsqueeze(1) >= torch.arange(T, device=x.device).unsqueeze(0)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return self.out(y.transpose(1, 2).reshape(B, -1, d))

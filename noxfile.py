@@ -1,0 +1,44 @@
+"""Sessions: tests, bench, train. `nox -s <name> -- <args>` passes args through.
+
+torch: installs RAB_TORCH (default torch==2.13.0, the CPU wheel on our machines) before the
+project, whose own requirement is a range. Set RAB_TORCH="" to keep whatever torch the venv
+has (e.g. a CUDA build), or RAB_TORCH="torch==X.Y.Z" for another pin.
+"""
+import os
+
+import nox
+
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests"]
+
+TORCH = os.environ.get("RAB_TORCH", "torch==2.13.0")
+
+
+def install(session, extras="test"):
+    if TORCH:
+        session.install(TORCH)
+    session.install("-e", f".[{extras}]" if extras else ".")
+
+
+@nox.session
+def tests(session):
+    """The test suite (benchmarks skipped)."""
+    install(session)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def bench(session):
+    """Speed benchmarks (pytest-benchmark): training step, ours vs the plain transcription."""
+    install(session)
+    args = session.posargs or ["--benchmark-group-by=param:model,param:seq_len",
+                               "--benchmark-columns=median,min,max,rounds",
+                               "--benchmark-sort=name"]
+    session.run("python", "-m", "pytest", "tests/test_bench_step.py", "--benchmark-only", *args)
+
+
+@nox.session
+def train(session):
+    """One training cell: nox -s train -- --task assoc_recall --distance 126 --model attn."""
+    install(session, extras=None)
+    session.run("python", "-m", "suite", "train", *session.posargs)

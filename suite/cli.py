@@ -1,0 +1,130 @@
+"""Command line: `python -m suite <command>`. Bad input: one line on stderr, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pandas as pd
+
+from baselines import MODELS, ModelConfig, build_model, count_params
+from tasks import TASKS, make_task
+
+from .devices import DEVICES, resolve_device
+from .errors import INPUT_ERRORS, ConfigError
+from .protocol import PROTOCOLS, get_protocol
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line naming the parameter (no usage dump), exit 2."""
+
+    def error(self, message):
+        raise ConfigError(message)
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got '{text}'")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got '{text}'")
+    return value
+
+
+def choice(allowed):
+    def parse(text):
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(f"unknown '{text}'; allowed: {', '.join(allowed)}")
+        return text
+    return parse
+
+
+MODEL_FLAGS = ("d_model", "n_layers", "n_heads", "kernel_size")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m suite", description="Routed Attention benchmark and reproduction suite")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = sub.add_parser("train", help="train one cell under a protocol and print its result")
+    t.add_argument("--task", required=True, type=choice(sorted(TASKS)))
+    t.add_argument("--distance", required=True, type=non_negative_int)
+    t.add_argument("--model", required=True, type=choice(list(MODELS)))
+    t.add_argument("--lambda-target", type=non_negative_float, default=None,
+                   help="final attention cost of phase 2 (routed only; default 0.5)")
+    t.add_argument("--seed", type=non_negative_int, default=0)
+    t.add_argument("--device", type=choice(DEVICES), default="auto")
+    t.add_argument("--protocol", type=choice(list(PROTOCOLS)), default="faithful")
+    for f in MODEL_FLAGS:
+        t.add_argument("--" + f.replace("_", "-"), type=non_negative_int, default=None,
+                       help=f"model {f} (default: the original's)")
+    t.add_argument("--format", type=choice(["table", "json"]), default="table")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    m = sub.add_parser("models", help="list the models and their parameter counts (default config)")
+    m.add_argument("--format", type=choice(["table", "csv"]), default="table")
+    sub.add_parser("tasks", help="list the tasks")
+    return p
+
+
+def cmd_train(a) -> int:
+    from .trainer import train
+
+    task = make_task(a.task, distance=a.distance)
+    cfg = ModelConfig(**{f: getattr(a, f) for f in MODEL_FLAGS if getattr(a, f) is not None})
+    lam = a.lambda_target
+    if lam is None:
+        lam = 0.5 if a.model == "routed" else 0.0
+    protocol = get_protocol(a.protocol)
+    device = resolve_device(a.device)
+    r = train(task, a.model, lambda_target=lam, seed=a.seed, protocol=protocol, model_config=cfg,
+              device=device, progress=not a.quiet, desc=f"{a.model} d={a.distance} ")
+    row = {"task": a.task, "distance": a.distance, "model": a.model, "lambda_target": lam,
+           "seed": a.seed, "device": str(device), **r.summary()}
+    if a.format == "json":
+        print(json.dumps(row))
+    else:
+        row["usage_per_layer"] = " ".join(f"{u:.4f}" for u in row["usage_per_layer"])
+        print(pd.DataFrame([row]).to_string(index=False))
+    return 0
+
+
+def cmd_models(a) -> int:
+    df = pd.DataFrame([{"model": n, "params": count_params(build_model(n))} for n in MODELS])
+    print(df.to_csv(index=False), end="") if a.format == "csv" else print(df.to_string(index=False))
+    return 0
+
+
+def cmd_tasks(a) -> int:
+    rows = []
+    for name, cls in sorted(TASKS.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        rows.append({"task": name, "description": doc})
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "models": cmd_models, "tasks": cmd_tasks}
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except INPUT_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

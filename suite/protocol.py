@@ -1,0 +1,104 @@
+"""Training protocols as named, frozen objects. The faithful one is the original script's."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything that defines one training run except the task, model and seed."""
+
+    name: str
+    # optimiser: AdamW, one instance for the whole run (kept from phase 1 into phase 2)
+    lr: float = 1e-3
+    betas: tuple = (0.9, 0.999)
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    # batch size by sequence length: first (max_T, batch) with T <= max_T, else the fallback
+    batch_sizes: tuple = ((256, 32), (512, 24), (1024, 16), (2048, 8))
+    batch_size_fallback: int = 4
+    steps_per_epoch: int = 100           # an "epoch" is this many fresh batches
+    eval_batches: int = 50               # fresh validation batches after every epoch
+    solved_above: float = 0.99           # "solved" = eval accuracy strictly above this
+    # baselines: up to this many epochs, stop when solved, report the BEST eval accuracy
+    baseline_max_epochs: int = 30
+    # routed phase 1: lambda = 0 up to this many epochs, stop when solved; if never solved,
+    # phase 2 is skipped and the run reports (best phase-1 accuracy, last usage)
+    phase1_max_epochs: int = 25
+    # routed phase 2: lambda_e = lambda_target * e / phase2_epochs for e = 1..phase2_epochs,
+    # stop early when eval accuracy < phase2_floor; report the LAST phase-2 epoch
+    phase2_epochs: int = 20
+    phase2_floor: float = 0.90
+    # "curriculum": phase 1 at lambda 0, phase 2 ramps to lambda_target. "constant" (the T2
+    # ablation): the same phases and stop rules, with lambda_target from the first step.
+    schedule: str = "curriculum"
+    # a hard cap on epochs per phase applied on top of the above (a profile's budget cut);
+    # None = no cap. A capped run records it.
+    epoch_cap: int | None = None
+
+    def __post_init__(self):
+        if self.schedule not in ("curriculum", "constant"):
+            raise ConfigError(f"schedule: unknown '{self.schedule}'; allowed: curriculum, constant")
+        for name in ("steps_per_epoch", "eval_batches", "baseline_max_epochs", "phase1_max_epochs",
+                     "phase2_epochs", "batch_size_fallback"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name}: must be a positive integer, got {v!r}")
+        if self.epoch_cap is not None and (not isinstance(self.epoch_cap, int) or self.epoch_cap < 1):
+            raise ConfigError(f"epoch_cap: must be a positive integer or null, got {self.epoch_cap!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+
+    def batch_size(self, seq_len: int) -> int:
+        for max_t, bs in self.batch_sizes:
+            if seq_len <= max_t:
+                return bs
+        return self.batch_size_fallback
+
+    def lambda_at(self, phase: int, epoch: int, lambda_target: float) -> float:
+        """Attention cost in `epoch` (1-based) of `phase` (1 or 2)."""
+        if self.schedule == "constant":
+            return lambda_target
+        return 0.0 if phase == 1 else lambda_target * epoch / self.phase2_epochs
+
+    def capped(self, epochs: int) -> int:
+        return epochs if self.epoch_cap is None else min(epochs, self.epoch_cap)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Protocol":
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: not a protocol field; allowed: {', '.join(sorted(allowed))}")
+        values = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                  for k, v in values.items()}
+        return cls(**values)
+
+
+FAITHFUL = Protocol(name="faithful")
+
+PROTOCOLS: dict[str, Protocol] = {
+    "faithful": FAITHFUL,
+    # the ablation of T2: the attention cost applies from the first step, no curriculum
+    "faithful-constant": dataclasses.replace(FAITHFUL, name="faithful-constant", schedule="constant"),
+    # plumbing only: the faithful rules with a handful of steps (decides nothing)
+    "smoke": dataclasses.replace(FAITHFUL, name="smoke", steps_per_epoch=5, eval_batches=2,
+                                 baseline_max_epochs=2, phase1_max_epochs=2, phase2_epochs=2),
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise ConfigError(f"protocol: unknown '{name}'; allowed: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]

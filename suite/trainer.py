@@ -1,0 +1,178 @@
+"""Runs one (task, model, lambda, seed) cell under a protocol, exactly as the original script."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from baselines import ModelConfig, build_model, count_params
+from tasks import Task
+
+from .errors import ConfigError
+from .protocol import FAITHFUL, Protocol
+
+
+@dataclass
+class EpochRecord:
+    phase: int
+    epoch: int
+    lam: float
+    train_loss: float        # mean task cross-entropy over the epoch's steps
+    train_acc: float
+    val_acc: float
+    usage: float             # eval usage (argmax gates), mean over layers
+    usage_per_layer: list
+    seconds: float           # wall time of this epoch (training + evaluation)
+
+
+@dataclass
+class TrainResult:
+    accuracy: float
+    usage: float
+    usage_per_layer: list
+    params: int
+    epochs_phase1: int
+    epochs_phase2: int
+    phase2_ran: bool
+    seconds: float
+    history: list = field(default_factory=list)
+    model: torch.nn.Module | None = None
+
+    def summary(self) -> dict:
+        return {k: getattr(self, k) for k in ("accuracy", "usage", "usage_per_layer", "params",
+                                              "epochs_phase1", "epochs_phase2", "phase2_ran", "seconds")}
+
+
+def usage_of(gates) -> torch.Tensor:
+    """Mean over layers of each layer's mean gate over batch x time (the original's usage)."""
+    return torch.stack([g.mean() for g in gates]).mean()
+
+
+@torch.no_grad()
+def evaluate(model, batches) -> tuple[float, list]:
+    """Accuracy at the scored positions and per-layer usage (mean over batches), argmax routing."""
+    model.eval()
+    correct = total = n = 0
+    layer_sum = 0
+    for b in batches:
+        out = model(b.inputs, b.positions)
+        correct += (out.logits.argmax(-1) == b.targets).sum()
+        total += b.targets.numel()
+        layer_sum = layer_sum + torch.stack([g.mean() for g in out.gates])
+        n += 1
+    return float(correct) / total, (layer_sum / n).tolist()
+
+
+class Trainer:
+    """One run. Seeds: init and routing noise from `seed`; data from the task's split streams."""
+
+    def __init__(self, task: Task, model_name: str, *, lambda_target: float = 0.0, seed: int = 0,
+                 protocol: Protocol = FAITHFUL, model_config: ModelConfig | None = None,
+                 device: torch.device | str = "cpu", progress: bool = True, desc: str = ""):
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
+        if not (isinstance(lambda_target, (int, float)) and lambda_target >= 0):
+            raise ConfigError(f"lambda_target: must be a number >= 0, got {lambda_target!r}")
+        if model_name != "routed" and lambda_target != 0:
+            raise ConfigError(f"lambda_target: only the routed model has an attention cost; "
+                              f"must be 0 for '{model_name}', got {lambda_target}")
+        cfg = model_config or ModelConfig()
+        if cfg.vocab_size < task.vocab_size:
+            raise ConfigError(f"vocab_size: the model's ({cfg.vocab_size}) must cover the task's "
+                              f"({task.vocab_size})")
+        self.task, self.protocol, self.lambda_target = task, protocol, float(lambda_target)
+        self.device = torch.device(device)
+        self.routed = model_name == "routed"
+        torch.manual_seed(seed)
+        self.model = build_model(model_name, cfg).to(self.device)
+        p = protocol
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=p.lr, betas=p.betas,
+                                     weight_decay=p.weight_decay)
+        bs = p.batch_size(task.seq_len)
+        self.train_stream = task.stream("train", seed, bs, self.device)
+        self.val_stream = task.stream("validation", seed, bs, self.device)
+        self.progress, self.desc = progress, desc
+        self.history: list[EpochRecord] = []
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def _train_epoch(self, lam: float, bar) -> tuple[float, float]:
+        model, p = self.model, self.protocol
+        model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        seen = 0
+        for _ in range(p.steps_per_epoch):
+            b = next(self.train_stream)
+            out = model(b.inputs, b.positions)
+            logits = out.logits.reshape(-1, out.logits.shape[-1])
+            ce = F.cross_entropy(logits, b.targets.reshape(-1))
+            loss = ce + lam * usage_of(out.gates) if lam else ce
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), p.clip_norm)
+            self.opt.step()
+            loss_sum += ce.detach()
+            correct += (logits.detach().argmax(-1) == b.targets.reshape(-1)).sum()
+            seen += b.targets.numel()
+            bar.update(1)
+        return float(loss_sum) / p.steps_per_epoch, float(correct) / seen
+
+    def _epoch(self, phase: int, epoch: int, lam: float, bar) -> EpochRecord:
+        t0 = time.perf_counter()
+        loss, train_acc = self._train_epoch(lam, bar)
+        val = [next(self.val_stream) for _ in range(self.protocol.eval_batches)]
+        acc, per_layer = evaluate(self.model, val)
+        rec = EpochRecord(phase, epoch, lam, loss, train_acc, acc, sum(per_layer) / len(per_layer),
+                          per_layer, time.perf_counter() - t0)
+        self.history.append(rec)
+        bar.set_postfix_str(f"ep {epoch} acc {acc:.3f} usage {rec.usage:.4f} lam {lam:.3f}")
+        return rec
+
+    def _bar(self, phase_name: str, epochs: int):
+        return tqdm(total=epochs * self.protocol.steps_per_epoch, desc=f"{self.desc}{phase_name}",
+                    disable=not self.progress, leave=False, unit="step", dynamic_ncols=True)
+
+    # -- the protocol ------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        p, t0 = self.protocol, time.perf_counter()
+        if not self.routed:
+            epochs = p.capped(p.baseline_max_epochs)
+            with self._bar("baseline", epochs) as bar:
+                for e in range(1, epochs + 1):
+                    rec = self._epoch(1, e, 0.0, bar)
+                    if rec.val_acc > p.solved_above:
+                        break
+            best = max(r.val_acc for r in self.history)
+            return self._result(best, rec, len(self.history), 0, False, t0)
+
+        epochs1 = p.capped(p.phase1_max_epochs)
+        solved = False
+        with self._bar("phase 1", epochs1) as bar:
+            for e in range(1, epochs1 + 1):
+                rec = self._epoch(1, e, p.lambda_at(1, e, self.lambda_target), bar)
+                if rec.val_acc > p.solved_above:
+                    solved = True
+                    break
+        n1 = len(self.history)
+        if not solved:
+            best = max(r.val_acc for r in self.history)
+            return self._result(best, rec, n1, 0, False, t0)
+        epochs2 = p.capped(p.phase2_epochs)
+        with self._bar("phase 2", epochs2) as bar:
+            for e in range(1, epochs2 + 1):
+                rec = self._epoch(2, e, p.lambda_at(2, e, self.lambda_target), bar)
+                if rec.val_acc < p.phase2_floor:
+                    break
+        return self._result(rec.val_acc, rec, n1, len(self.history) - n1, True, t0)
+
+    def _result(self, acc, last: EpochRecord, n1, n2, ran2, t0) -> TrainResult:
+        return TrainResult(acc, last.usage, last.usage_per_layer, count_params(self.model), n1, n2,
+                           ran2, time.perf_counter() - t0, list(self.history), self.model)
+
+
+def train(task: Task, model_name: str, **kwargs) -> TrainResult:
+    """Build and run one training cell; see Trainer for the arguments."""
+    return Trainer(task, model_name, **kwargs).run()

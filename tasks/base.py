@@ -1,0 +1,101 @@
+"""The task contract: a seeded, vectorised generator of scored batches."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, Iterator
+
+import torch
+
+SPLITS = ("train", "validation", "test")
+
+
+class TaskConfigError(ValueError):
+    """A task parameter is unknown or impossible; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Input ids, the scored positions (shared by every row) and the targets there.
+
+    Every task here has a fixed layout, so the scored positions are one index vector for the
+    whole batch; that lets a model compute its head only where it is scored.
+    """
+
+    inputs: torch.Tensor     # (B, T) int64
+    positions: torch.Tensor  # (P,) int64, sorted, the scored positions
+    targets: torch.Tensor    # (B, P) int64, the token expected at each scored position
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """(B, T) bool, True where a position is scored."""
+        m = torch.zeros_like(self.inputs, dtype=torch.bool)
+        m[:, self.positions] = True
+        return m
+
+    def to(self, device) -> "Batch":
+        return Batch(self.inputs.to(device), self.positions.to(device), self.targets.to(device))
+
+
+def split_seed(seed: int, split: str) -> int:
+    """Seed of one data stream; injective in (seed, split), so splits never share a stream."""
+    if split not in SPLITS:
+        raise TaskConfigError(f"split: unknown '{split}'; allowed: {', '.join(SPLITS)}")
+    return 3 * int(seed) + SPLITS.index(split) + 1
+
+
+@dataclass(frozen=True)
+class Task:
+    """Base of every task. Subclasses are frozen dataclasses whose fields are their parameters."""
+
+    name: ClassVar[str]
+    vocab_size: ClassVar[int] = 256
+
+    distance: int
+
+    @property
+    def seq_len(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def chance(self) -> float:
+        """Accuracy of a guess uniform over the tokens that can be a target."""
+        raise NotImplementedError
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        raise NotImplementedError
+
+    def params(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def stream(self, split: str, seed: int, batch_size: int, device="cpu") -> Iterator[Batch]:
+        """Endless fresh batches of one split. Generated on the CPU so every device sees the same data."""
+        if batch_size < 1:
+            raise TaskConfigError(f"batch_size: must be >= 1, got {batch_size}")
+        gen = torch.Generator(device="cpu").manual_seed(split_seed(seed, split))
+        while True:
+            yield self.sample(batch_size, gen).to(device)
+
+    def fixed_set(self, split: str, seed: int, n: int, batch_size: int) -> list[Batch]:
+        """The first n sequences of a split's stream, batched (a held-out set of a fixed size)."""
+        if n < 1:
+            raise TaskConfigError(f"n: must be >= 1, got {n}")
+        gen = torch.Generator(device="cpu").manual_seed(split_seed(seed, split))
+        out, left = [], n
+        while left > 0:
+            b = min(batch_size, left)
+            out.append(self.sample(b, gen))
+            left -= b
+        return out
+
+
+def check_int(name: str, value, minimum: int, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TaskConfigError(f"{name}: must be an integer, got {value!r}")
+    if value < minimum:
+        raise TaskConfigError(f"{name}: must be >= {minimum}{why}, got {value}")
+
+
+def uniform(low: int, high: int, shape, generator: torch.Generator) -> torch.Tensor:
+    """Integers uniform in [low, high)."""
+    return torch.randint(low, high, shape, generator=generator, dtype=torch.long)

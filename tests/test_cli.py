@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from suite.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "suite", *args], capture_output=True, text=True)
+
+
+def test_models_csv(capsys):
+    assert main(["models", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "model,params", "attn,859136", "conv,728064", "routed,1124872"]
+
+
+def test_tasks_lists_every_task(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert all(n in out for n in ("assoc_recall", "copy", "induction_heads"))
+
+
+TRAIN = ["train", "--task", "assoc_recall", "--distance", "10", "--model"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--task", "foo", "--distance", "3", "--model", "attn"], "--task: unknown 'foo'"),
+    (TRAIN + ["gpt"], "--model: unknown 'gpt'"),
+    (TRAIN + ["attn", "--device", "tpu"], "--device: unknown 'tpu'"),
+    (TRAIN + ["attn", "--seed", "1.5"], "--seed: must be a non-negative integer"),
+    (TRAIN + ["routed", "--lambda-target", "-0.1"], "--lambda-target: must be a number >= 0"),
+    (TRAIN + ["attn", "--lambda-target", "0.5"], "lambda_target: only the routed model"),
+    (["train", "--task", "assoc_recall", "--distance", "1", "--model", "attn"], "distance: must be >= 2"),
+    (TRAIN + ["attn", "--protocol", "fast"], "--protocol: unknown 'fast'"),
+    (TRAIN + ["attn", "--n-heads", "3"], "n_heads: must divide d_model"),
+    (TRAIN + ["attn", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_output(args, needle, capsys):
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and needle in err
+
+
+def test_cuda_requested_without_cuda(capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert main(TRAIN + ["attn", "--device", "cuda"]) == 2
+    assert "device: 'cuda' requested" in capsys.readouterr().err
+
+
+def test_train_json_end_to_end():
+    r = run_cli(*TRAIN, "routed", "--d-model", "16", "--n-layers", "1", "--n-heads", "2",
+                "--kernel-size", "4", "--protocol", "smoke", "--format", "json", "--quiet", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)
+    assert set(row) >= {"accuracy", "usage", "usage_per_layer", "params", "epochs_phase1",
+                        "epochs_phase2", "seconds"}
+    assert len(row["usage_per_layer"]) == 1 and 0 <= row["accuracy"] <= 1
+    assert row["lambda_target"] == 0.5 and row["seed"] == 3

@@ -1,0 +1,144 @@
+import dataclasses
+
+import pytest
+import torch
+
+from suite import trainer as trainer_mod
+from suite.errors import ConfigError
+from suite.protocol import FAITHFUL, PROTOCOLS, Protocol, get_protocol
+from suite.trainer import Trainer, train
+from tasks import make_task
+from conftest import SMALL
+
+TINY = dataclasses.replace(FAITHFUL, name="tiny", steps_per_epoch=2, eval_batches=1)
+
+
+def test_faithful_protocol_values():
+    p = FAITHFUL
+    assert (p.lr, p.betas, p.weight_decay, p.clip_norm) == (1e-3, (0.9, 0.999), 0.01, 1.0)
+    assert (p.steps_per_epoch, p.eval_batches, p.baseline_max_epochs) == (100, 50, 30)
+    assert (p.phase1_max_epochs, p.phase2_epochs, p.phase2_floor, p.solved_above) == (25, 20, 0.90, 0.99)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.lr = 1.0
+
+
+@pytest.mark.parametrize("T,bs", [(4, 32), (128, 32), (256, 32), (257, 24), (512, 24), (1024, 16),
+                                  (2048, 8), (2049, 4), (4096, 4)])
+def test_batch_size_rule(T, bs):
+    assert FAITHFUL.batch_size(T) == bs
+
+
+def test_lambda_schedule():
+    assert [FAITHFUL.lambda_at(1, e, 0.5) for e in (1, 25)] == [0.0, 0.0]
+    assert [FAITHFUL.lambda_at(2, e, 0.5) for e in (1, 2, 10, 20)] == [0.025, 0.05, 0.25, 0.5]
+    assert FAITHFUL.lambda_at(2, 7, 0.1) == pytest.approx(0.035)
+    const = get_protocol("faithful-constant")
+    assert const.lambda_at(1, 1, 0.5) == 0.5 and const.lambda_at(2, 3, 0.5) == 0.5
+
+
+def test_protocol_from_dict_rejects_unknown_and_bad_values():
+    with pytest.raises(ConfigError, match="lrr: not a protocol field"):
+        Protocol.from_dict({"name": "x", "lrr": 1})
+    with pytest.raises(ConfigError, match="schedule: unknown 'cosine'"):
+        Protocol(name="x", schedule="cosine")
+    with pytest.raises(ConfigError, match="steps_per_epoch"):
+        Protocol(name="x", steps_per_epoch=0)
+    with pytest.raises(ConfigError, match="protocol: unknown 'fast'"):
+        get_protocol("fast")
+    assert Protocol.from_dict(FAITHFUL.to_dict()) == FAITHFUL
+    assert set(PROTOCOLS) >= {"faithful", "faithful-constant"}
+
+
+def scripted(monkeypatch, accs):
+    """Replace evaluation by a script of accuracies; record the lambdas training saw."""
+    it = iter(accs)
+    seen = []
+
+    def fake_eval(model, batches):
+        return next(it), [0.5, 0.25]
+
+    real = Trainer._train_epoch
+
+    def spy(self, lam, bar):
+        seen.append(lam)
+        return real(self, lam, bar)
+
+    monkeypatch.setattr(trainer_mod, "evaluate", fake_eval)
+    monkeypatch.setattr(Trainer, "_train_epoch", spy)
+    return seen
+
+
+def run(model, lam=0.0, protocol=TINY):
+    return train(make_task("assoc_recall", distance=14), model, lambda_target=lam, protocol=protocol,
+                 model_config=SMALL, progress=False)
+
+
+def test_baseline_stops_when_solved_and_reports_best(monkeypatch):
+    seen = scripted(monkeypatch, [0.2, 0.7, 0.6, 0.995, 0.1])
+    r = run("attn")
+    assert r.epochs_phase1 == 4 and r.epochs_phase2 == 0 and not r.phase2_ran
+    assert r.accuracy == 0.995 and seen == [0.0] * 4
+    seen = scripted(monkeypatch, [0.2, 0.7, 0.6] + [0.5] * 27)
+    r = run("conv")
+    assert r.epochs_phase1 == 30 and r.accuracy == 0.7
+
+
+def test_phase2_is_skipped_when_phase1_never_solves(monkeypatch):
+    accs = [0.1 * (i % 5) for i in range(25)]
+    seen = scripted(monkeypatch, accs)
+    r = run("routed", lam=0.5)
+    assert not r.phase2_ran and r.epochs_phase1 == 25 and r.epochs_phase2 == 0
+    assert r.accuracy == max(accs) and seen == [0.0] * 25
+    assert r.usage == 0.375 and r.usage_per_layer == [0.5, 0.25]
+
+
+def test_exactly_099_is_not_solved(monkeypatch):
+    scripted(monkeypatch, [0.99] * 25)
+    assert not run("routed", lam=0.5).phase2_ran
+
+
+def test_phase2_ramps_lambda_and_reports_the_last_epoch(monkeypatch):
+    seen = scripted(monkeypatch, [0.5, 0.999] + [1.0] * 19 + [0.97])
+    r = run("routed", lam=0.5)
+    assert r.phase2_ran and r.epochs_phase1 == 2 and r.epochs_phase2 == 20
+    assert seen == [0.0, 0.0] + [pytest.approx(0.5 * e / 20) for e in range(1, 21)]
+    assert r.accuracy == 0.97 and [h.phase for h in r.history] == [1] * 2 + [2] * 20
+
+
+def test_phase2_stops_below_the_floor_and_reports_that_epoch(monkeypatch):
+    scripted(monkeypatch, [0.995, 1.0, 0.95, 0.89, 1.0])
+    r = run("routed", lam=0.1)
+    assert r.epochs_phase1 == 1 and r.epochs_phase2 == 3 and r.accuracy == 0.89
+
+
+def test_epoch_cap_is_applied(monkeypatch):
+    scripted(monkeypatch, [0.1] * 10)
+    r = run("routed", lam=0.1, protocol=dataclasses.replace(TINY, epoch_cap=3))
+    assert r.epochs_phase1 == 3 and not r.phase2_ran
+
+
+def test_history_records_every_epoch():
+    r = run("routed", lam=0.5, protocol=dataclasses.replace(TINY, phase1_max_epochs=2))
+    assert [(h.phase, h.epoch) for h in r.history] == [(1, 1), (1, 2)]
+    h = r.history[0]
+    assert len(h.usage_per_layer) == 2 and h.seconds > 0 and h.lam == 0.0
+    assert 0.0 <= h.usage <= 1.0 and h.train_loss > 0
+
+
+def test_same_seed_same_run():
+    a = run("routed", lam=0.5, protocol=dataclasses.replace(TINY, phase1_max_epochs=2))
+    b = run("routed", lam=0.5, protocol=dataclasses.replace(TINY, phase1_max_epochs=2))
+    assert [h.train_loss for h in a.history] == [h.train_loss for h in b.history]
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"model_name": "routed", "lambda_target": -0.1}, "lambda_target: must be a number >= 0"),
+    ({"model_name": "attn", "lambda_target": 0.5}, "lambda_target: only the routed model"),
+    ({"model_name": "routed", "seed": 1.5}, "seed: must be a non-negative integer"),
+    ({"model_name": "routed", "seed": -1}, "seed: must be a non-negative integer"),
+])
+def test_bad_trainer_arguments(kwargs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        Trainer(make_task("assoc_recall", distance=6), protocol=TINY, model_config=SMALL, **kwargs)
