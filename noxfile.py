@@ -42,3 +42,10 @@ def train(session):
     """One training cell: nox -s train -- --task assoc_recall --distance 126 --model attn."""
     install(session, extras=None)
     session.run("python", "-m", "suite", "train", *session.posargs)
+
+
+@nox.session
+def reproduce(session):
+    """The main job: nox -s reproduce -- [--profile smoke|cpu|paper] [--resume RUN_ID] [--device ...]."""
+    install(session, extras=None)
+    session.run("python", "-m", "suite", "reproduce", *session.posargs)

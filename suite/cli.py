@@ -75,6 +75,21 @@ def build_parser() -> Parser:
     m = sub.add_parser("models", help="list the models and their parameter counts (default config)")
     m.add_argument("--format", type=choice(["table", "csv"]), default="table")
     sub.add_parser("tasks", help="list the tasks")
+
+    r = sub.add_parser("reproduce", help="train a profile's grid, check every claim, write a results folder")
+    r.add_argument("--profile", default=None,
+                   help="smoke, cpu, paper, or a path to a .json profile (default: paper on a GPU, cpu otherwise)")
+    r.add_argument("--results-dir", default="results")
+    r.add_argument("--resume", default=None, metavar="RUN_ID", help="continue an interrupted run")
+    r.add_argument("--fresh", action="store_true", help="start a new run even if one of this profile is unfinished")
+    r.add_argument("--device", type=choice(DEVICES), default="auto")
+    r.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    c = sub.add_parser("claims", help="re-check the claims of a stored run without training")
+    c.add_argument("run_dir")
+    c.add_argument("--claims-file", default=None, help="a claims registry other than suite/data/claims.json")
+    c.add_argument("--write", action="store_true", help="also rewrite the run's claims.csv and REPORT.md")
     return p
 
 
@@ -115,7 +130,32 @@ def cmd_tasks(a) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "models": cmd_models, "tasks": cmd_tasks}
+def cmd_reproduce(a) -> int:
+    from .reproduce import reproduce
+    return reproduce(a.profile, a.results_dir, a.resume, resolve_device(a.device), dry_run=a.dry_run,
+                     fresh=a.fresh, progress=not a.quiet)
+
+
+def cmd_claims(a) -> int:
+    from .claims import REGISTRY, check_claims, load_registry
+    from .reproduce import print_summary
+    from .report import report_markdown
+    from .store import CLAIMS, REPORT, RunStore, write_csv
+
+    store = RunStore.open(a.run_dir)
+    registry = load_registry(a.claims_file or REGISTRY)
+    manifest = store.manifest()
+    runs = store.runs()
+    claims = check_claims(runs, manifest["profile"], registry)
+    print_summary(runs, claims)
+    if a.write:
+        write_csv(store.path / CLAIMS, claims)
+        store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "models": cmd_models, "tasks": cmd_tasks, "reproduce": cmd_reproduce,
+            "claims": cmd_claims}
 
 
 def main(argv=None) -> int:

@@ -37,8 +37,8 @@ class Protocol:
     # "curriculum": phase 1 at lambda 0, phase 2 ramps to lambda_target. "constant" (the T2
     # ablation): the same phases and stop rules, with lambda_target from the first step.
     schedule: str = "curriculum"
-    # a hard cap on epochs per phase applied on top of the above (a profile's budget cut);
-    # None = no cap. A capped run records it.
+    # a profile's budget cut: at most this many epochs for a baseline or routed phase 1
+    # (never phase 2, whose length sets the lambda ramp); None = no cap. Rows record it.
     epoch_cap: int | None = None
 
     def __post_init__(self):
@@ -67,6 +67,7 @@ class Protocol:
         return 0.0 if phase == 1 else lambda_target * epoch / self.phase2_epochs
 
     def capped(self, epochs: int) -> int:
+        """Epoch budget of a baseline or of routed phase 1 after the profile's cut."""
         return epochs if self.epoch_cap is None else min(epochs, self.epoch_cap)
 
     def to_dict(self) -> dict:
@@ -96,6 +97,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "smoke": dataclasses.replace(FAITHFUL, name="smoke", steps_per_epoch=5, eval_batches=2,
                                  baseline_max_epochs=2, phase1_max_epochs=2, phase2_epochs=2),
 }
+PROTOCOLS["smoke-constant"] = dataclasses.replace(PROTOCOLS["smoke"], name="smoke-constant", schedule="constant")
 
 
 def get_protocol(name: str) -> Protocol:

@@ -39,7 +39,7 @@ class TrainResult:
     phase2_ran: bool
     seconds: float
     history: list = field(default_factory=list)
-    model: torch.nn.Module | None = None
+    model: torch.nn.Module | None = None  # the weights whose accuracy is reported
 
     def summary(self) -> dict:
         return {k: getattr(self, k) for k in ("accuracy", "usage", "usage_per_layer", "params",
@@ -96,29 +96,35 @@ class Trainer:
         self.val_stream = task.stream("validation", seed, bs, self.device)
         self.progress, self.desc = progress, desc
         self.history: list[EpochRecord] = []
+        self.best = None  # (accuracy, state dict) of the best epoch so far
 
     # -- one epoch ---------------------------------------------------------------------------
-    def _train_epoch(self, lam: float, bar) -> tuple[float, float]:
+    def step(self, lam: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """One optimiser step on a fresh batch: (task loss, correct count, scored tokens)."""
         model, p = self.model, self.protocol
-        model.train()
+        b = next(self.train_stream)
+        out = model(b.inputs, b.positions)
+        logits = out.logits.reshape(-1, out.logits.shape[-1])
+        ce = F.cross_entropy(logits, b.targets.reshape(-1))
+        loss = ce + lam * usage_of(out.gates) if lam else ce
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), p.clip_norm)
+        self.opt.step()
+        return ce.detach(), (logits.detach().argmax(-1) == b.targets.reshape(-1)).sum(), b.targets.numel()
+
+    def _train_epoch(self, lam: float, bar) -> tuple[float, float]:
+        self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         seen = 0
-        for _ in range(p.steps_per_epoch):
-            b = next(self.train_stream)
-            out = model(b.inputs, b.positions)
-            logits = out.logits.reshape(-1, out.logits.shape[-1])
-            ce = F.cross_entropy(logits, b.targets.reshape(-1))
-            loss = ce + lam * usage_of(out.gates) if lam else ce
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), p.clip_norm)
-            self.opt.step()
-            loss_sum += ce.detach()
-            correct += (logits.detach().argmax(-1) == b.targets.reshape(-1)).sum()
-            seen += b.targets.numel()
+        for _ in range(self.protocol.steps_per_epoch):
+            ce, ok, n = self.step(lam)
+            loss_sum += ce
+            correct += ok
+            seen += n
             bar.update(1)
-        return float(loss_sum) / p.steps_per_epoch, float(correct) / seen
+        return float(loss_sum) / self.protocol.steps_per_epoch, float(correct) / seen
 
     def _epoch(self, phase: int, epoch: int, lam: float, bar) -> EpochRecord:
         t0 = time.perf_counter()
@@ -128,6 +134,8 @@ class Trainer:
         rec = EpochRecord(phase, epoch, lam, loss, train_acc, acc, sum(per_layer) / len(per_layer),
                           per_layer, time.perf_counter() - t0)
         self.history.append(rec)
+        if self.best is None or acc > self.best[0]:
+            self.best = (acc, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
         bar.set_postfix_str(f"ep {epoch} acc {acc:.3f} usage {rec.usage:.4f} lam {lam:.3f}")
         return rec
 
@@ -145,8 +153,7 @@ class Trainer:
                     rec = self._epoch(1, e, 0.0, bar)
                     if rec.val_acc > p.solved_above:
                         break
-            best = max(r.val_acc for r in self.history)
-            return self._result(best, rec, len(self.history), 0, False, t0)
+            return self._result(self._restore_best(), rec, len(self.history), 0, False, t0)
 
         epochs1 = p.capped(p.phase1_max_epochs)
         solved = False
@@ -158,15 +165,20 @@ class Trainer:
                     break
         n1 = len(self.history)
         if not solved:
-            best = max(r.val_acc for r in self.history)
-            return self._result(best, rec, n1, 0, False, t0)
-        epochs2 = p.capped(p.phase2_epochs)
+            return self._result(self._restore_best(), rec, n1, 0, False, t0)
+        epochs2 = p.phase2_epochs
         with self._bar("phase 2", epochs2) as bar:
             for e in range(1, epochs2 + 1):
                 rec = self._epoch(2, e, p.lambda_at(2, e, self.lambda_target), bar)
                 if rec.val_acc < p.phase2_floor:
                     break
         return self._result(rec.val_acc, rec, n1, len(self.history) - n1, True, t0)
+
+    def _restore_best(self) -> float:
+        """Load the best epoch's weights (the model whose accuracy is reported) into the model."""
+        acc, state = self.best
+        self.model.load_state_dict(state)
+        return acc
 
     def _result(self, acc, last: EpochRecord, n1, n2, ran2, t0) -> TrainResult:
         return TrainResult(acc, last.usage, last.usage_per_layer, count_params(self.model), n1, n2,

@@ -142,3 +142,18 @@ def test_same_seed_same_run():
 def test_bad_trainer_arguments(kwargs, needle):
     with pytest.raises(ConfigError, match=needle):
         Trainer(make_task("assoc_recall", distance=6), protocol=TINY, model_config=SMALL, **kwargs)
+
+
+def test_reported_model_is_the_best_epoch_for_baselines(monkeypatch):
+    snapshots = []
+    accs = iter([0.2, 0.7, 0.6] + [0.5] * 27)
+
+    def fake_eval(model, batches):
+        snapshots.append([p.detach().clone() for p in model.parameters()])
+        return next(accs), [1.0, 1.0]
+    monkeypatch.setattr(trainer_mod, "evaluate", fake_eval)
+    r = run("attn")
+    assert r.accuracy == 0.7
+    for p, best in zip(r.model.parameters(), snapshots[1]):
+        assert torch.equal(p, best)
+    assert not all(torch.equal(p, q) for p, q in zip(r.model.parameters(), snapshots[-1]))

@@ -1,0 +1,223 @@
+"""`python -m suite reproduce`: plan, train the profile's grid, store rows, check claims, report."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .claims import check_claims, load_registry
+from .errors import ConfigError
+from .profiles import Cell, Profile, load_profile, parse_profile
+from .provenance import data_fingerprint, environment, utc_now
+from .report import claims_table, main_table, report_markdown, verdict_counts
+from .store import CLAIMS, REPORT, RunStore, write_csv
+from .trainer import Trainer, evaluate
+
+DEFAULT_RESULTS = Path("results")
+
+
+def default_profile(device: torch.device) -> str:
+    return "paper" if device.type == "cuda" else "cpu"
+
+
+# -- planning --------------------------------------------------------------------------------------
+def max_epochs(cell: Cell) -> int:
+    p = cell.build_protocol()
+    if cell.model != "routed":
+        return p.capped(p.baseline_max_epochs)
+    return p.capped(p.phase1_max_epochs) + p.phase2_epochs
+
+
+def step_seconds(cell: Cell, device: torch.device, cache: dict) -> float:
+    """Measured time of one training step of this cell's model and length (1 warm-up, 2 timed)."""
+    task = cell.build_task()
+    key = (cell.model, task.seq_len, json.dumps(cell.model_overrides, sort_keys=True))
+    if key not in cache:
+        tr = Trainer(task, cell.model, lambda_target=cell.lambda_target, seed=0, protocol=cell.build_protocol(),
+                     model_config=cell.model_config(), device=device, progress=False)
+        tr.model.train()
+        tr.step(cell.lambda_target)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(2):
+            tr.step(cell.lambda_target)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        cache[key] = (time.perf_counter() - t0) / 2
+    return cache[key]
+
+
+def estimate(profile: Profile, device: torch.device) -> list[float]:
+    """Upper bound of seconds per cell: every epoch of its budget, evaluation at ~1/3 of a step."""
+    cache, out = {}, []
+    for cell in profile.cells:
+        p = cell.build_protocol()
+        s = step_seconds(cell, device, cache)
+        per_epoch = s * (p.steps_per_epoch + p.eval_batches / 3)
+        test = s / 3 * profile.test_sequences / p.batch_size(cell.build_task().seq_len)
+        out.append(max_epochs(cell) * per_epoch + test)
+    return out
+
+
+def plan_text(profile: Profile, device: torch.device, bounds: list[float], done: set) -> str:
+    lines = [f"Profile {profile.name} ({profile.source}): {profile.description}",
+             f"Device: {device}; suite {__version__}; torch {torch.__version__}; "
+             f"{len(profile.cells)} cells, held-out test set {profile.test_sequences} sequences per cell"]
+    protocols = sorted({c.protocol for c in profile.cells})
+    lines.append(f"Protocols: {', '.join(protocols)} (suite/protocol.py)")
+    for cut in profile.cuts:
+        lines.append(f"CUT: {cut}")
+    lines.append("")
+    lines.append(f"{'#':>3}  {'cell':<62} {'max epochs':>10} {'<= min':>8}")
+    for i, (cell, b) in enumerate(zip(profile.cells, bounds), 1):
+        mark = "  (stored)" if cell.config_hash(profile.test_sequences) in done else ""
+        lines.append(f"{i:>3}  {cell.describe():<62} {max_epochs(cell):>10} {b / 60:>8.1f}{mark}")
+    todo = sum(b for c, b in zip(profile.cells, bounds) if c.config_hash(profile.test_sequences) not in done)
+    lines.append("")
+    lines.append(f"Estimated duration: at most {todo / 60:.0f} min for the cells still to run "
+                 f"(every cell running its whole epoch budget, from a measured step time; "
+                 f"cells that solve early stop sooner)")
+    return "\n".join(lines)
+
+
+# -- one cell ---------------------------------------------------------------------------------------
+def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_id: str, progress: bool):
+    task = cell.build_task()
+    protocol = cell.build_protocol()
+    cfg = cell.model_config()
+    key = cell.config_hash(profile.test_sequences)
+    trainer = Trainer(task, cell.model, lambda_target=cell.lambda_target, seed=cell.seed, protocol=protocol,
+                      model_config=cfg, device=device, progress=progress, desc=f"  {cell.model} d={cell.distance} ")
+    result = trainer.run()
+    bs = protocol.batch_size(task.seq_len)
+    test_set = [b.to(device) for b in task.fixed_set("test", cell.seed, profile.test_sequences, bs)]
+    acc, per_layer = evaluate(result.model, test_set)
+    total = sum(b.targets.numel() for b in test_set)
+    correct = int(round(acc * total))
+    from .stats import wilson
+    low, high = wilson(correct, total)
+    row = {
+        "run_id": run_id, "config_hash": key, "label": cell.label,
+        "task": cell.task, "distance": cell.distance, "seq_len": task.seq_len,
+        "task_params": json.dumps(task.params(), sort_keys=True),
+        "model": cell.model, "lambda_target": cell.lambda_target, "seed": cell.seed,
+        "protocol": cell.protocol, "protocol_hash": protocol.digest(), "epoch_cap": cell.epoch_cap,
+        "cuts": " | ".join(profile.cuts), "profile": profile.name,
+        "model_config": json.dumps(cell.model_overrides, sort_keys=True), "faithful_model": cell.faithful_model,
+        "d_model": cfg.d_model, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "kernel_size": cfg.kernel_size,
+        "params": result.params,
+        "accuracy": acc, "accuracy_low": low, "accuracy_high": high, "test_correct": correct, "test_total": total,
+        "test_sequences": profile.test_sequences,
+        "usage": sum(per_layer) / len(per_layer), "usage_per_layer": json.dumps([round(u, 6) for u in per_layer]),
+        **{f"usage_layer_{i}": u for i, u in enumerate(per_layer)},
+        "val_accuracy": result.accuracy, "val_usage": result.usage,
+        "epochs_phase1": result.epochs_phase1, "epochs_phase2": result.epochs_phase2,
+        "phase2_ran": result.phase2_ran, "seconds": round(result.seconds, 2),
+        "data_fingerprint": data_fingerprint(task, cell.seed, 4),
+        "suite_version": env["suite_version"], "git_sha": env["git_sha"], "torch_version": env["torch"],
+        "device": env["device_name"], "finished_at": utc_now(),
+    }
+    history = [{"run_id": run_id, "config_hash": key, "task": cell.task, "distance": cell.distance,
+                "model": cell.model, "lambda_target": cell.lambda_target, "seed": cell.seed,
+                "phase": h.phase, "epoch": h.epoch, "lambda": h.lam, "train_loss": h.train_loss,
+                "train_accuracy": h.train_acc, "val_accuracy": h.val_acc, "usage": h.usage,
+                **{f"usage_layer_{i}": u for i, u in enumerate(h.usage_per_layer)}, "seconds": round(h.seconds, 3)}
+               for h in result.history]
+    return row, history
+
+
+# -- the whole job ----------------------------------------------------------------------------------
+def check_and_report(store: RunStore, write: bool = True):
+    manifest = store.manifest()
+    runs = store.runs()
+    claims = check_claims(runs, manifest["profile"], load_registry())
+    if write:
+        write_csv(store.path / CLAIMS, claims)
+        store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims))
+    return runs, claims
+
+
+def print_summary(runs, claims, out=None) -> None:
+    out = out or sys.stdout
+    print("\nClaims (" + verdict_counts(claims) + ")", file=out)
+    print(claims_table(claims).to_string(index=False), file=out)
+    table = main_table(runs)
+    if not table.empty:
+        print("\nThe original's main table (ours | published):", file=out)
+        print(table.to_string(index=False), file=out)
+
+
+def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, device: torch.device,
+              dry_run: bool = False, fresh: bool = False, progress: bool = True) -> int:
+    results_dir = Path(results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ConfigError(f"results-dir: '{results_dir}' exists and is not a directory")
+    store = None
+    if resume:
+        store = RunStore.find(results_dir, resume)
+        stored = store.manifest()["profile"]
+        if profile_name and profile_name not in (stored["name"], stored.get("source")):
+            raise ConfigError(f"profile: run '{resume}' is profile '{stored['name']}', not '{profile_name}'")
+        profile = parse_profile(store.manifest()["profile_data"], stored.get("source", ""))
+    else:
+        profile = load_profile(profile_name or default_profile(device))
+        if not fresh and not dry_run:
+            store = RunStore.unfinished(results_dir, profile.name)
+            if store is not None:
+                print(f"Resuming the unfinished run {store.path.name} of profile {profile.name} "
+                      f"(use --fresh for a new run)")
+                profile = parse_profile(store.manifest()["profile_data"], profile.source)
+    env = environment(device)
+    done = store.finished_cells() if store else set()
+    bounds = estimate(profile, device)
+    plan = plan_text(profile, device, bounds, done)
+    print(plan, flush=True)
+    if dry_run:
+        print("\n--dry-run: nothing trained, nothing written.")
+        return 0
+
+    if store is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        run_id = f"{profile.name}-{stamp}"
+        data = json.loads(Path(profile.source).read_text()) if profile.source else {}
+        store = RunStore.create(results_dir, run_id, {
+            "run_id": run_id, "status": "running", "started": utc_now(), "suite_version": __version__,
+            "profile": {k: v for k, v in profile.to_dict().items() if k != "cells"},
+            "profile_data": data, "cells": [c.describe() for c in profile.cells],
+            "protocols": {c.protocol: c.build_protocol().to_dict() for c in profile.cells},
+            "environment": env, "plan": plan, "command": " ".join(sys.argv),
+        })
+    run_id = store.path.name
+    store.drop_orphan_history()
+    print(f"\nRun {run_id}: {store.path}")
+    start = time.perf_counter()
+    already = store.manifest().get("wall_seconds", 0.0)
+    todo = [c for c in profile.cells if c.config_hash(profile.test_sequences) not in done]
+    try:
+        with tqdm(total=len(profile.cells), initial=len(profile.cells) - len(todo), desc="cells",
+                  disable=not progress, unit="cell", dynamic_ncols=True) as bar:
+            for cell in todo:
+                bar.set_postfix_str(cell.describe())
+                row, history = run_cell(cell, profile, device, env, run_id, progress)
+                store.append_cell(row, history)
+                tqdm.write(f"  done: {cell.describe()}: accuracy {row['accuracy']:.4f} usage {row['usage']:.4f} "
+                           f"({row['seconds'] / 60:.1f} min)")
+                bar.update(1)
+                store.update_manifest(wall_seconds=already + time.perf_counter() - start)
+    except KeyboardInterrupt:
+        n = len(store.finished_cells())
+        print(f"\ninterrupted: {n}/{len(profile.cells)} cells stored in {store.path}; "
+              f"resume with: python -m suite reproduce --resume {run_id}", file=sys.stderr)
+        return 130
+    store.update_manifest(status="complete", finished=utc_now(), wall_seconds=already + time.perf_counter() - start)
+    runs, claims = check_and_report(store)
+    print_summary(runs, claims)
+    print(f"\nWrote {store.path}/ (runs.csv, history.csv, claims.csv, manifest.json, REPORT.md)")
+    return 0

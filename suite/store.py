@@ -1,0 +1,157 @@
+"""The results store: results/<suite version>/<run id>/ with runs.csv, history.csv,
+manifest.json, claims.csv and REPORT.md. Every write is write-then-rename; rows are appended
+as cells finish, so an interrupted run loses at most the cell in progress.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .errors import ConfigError
+
+RUNS, HISTORY, MANIFEST, CLAIMS, REPORT = "runs.csv", "history.csv", "manifest.json", "claims.csv", "REPORT.md"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_csv(path: Path, df: pd.DataFrame) -> None:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    atomic_write(path, buf.getvalue())
+
+
+def read_runs(run_dir) -> pd.DataFrame:
+    """One pandas call reads a run back: this is it."""
+    return pd.read_csv(Path(run_dir) / RUNS)
+
+
+class RunStore:
+    """One reproduction run's folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    # -- locating runs -------------------------------------------------------------------------
+    @staticmethod
+    def version_dir(results_dir: Path) -> Path:
+        return Path(results_dir) / __version__
+
+    @classmethod
+    def create(cls, results_dir: Path, run_id: str, manifest: dict) -> "RunStore":
+        results_dir = Path(results_dir)
+        if results_dir.exists() and not results_dir.is_dir():
+            raise ConfigError(f"results-dir: '{results_dir}' exists and is not a directory")
+        path = cls.version_dir(results_dir) / run_id
+        path.mkdir(parents=True, exist_ok=False)
+        store = cls(path)
+        store.write_manifest(manifest)
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> "RunStore":
+        """An existing run folder; anything else is a one-line error."""
+        path = Path(path)
+        if not path.is_dir() or not (path / MANIFEST).is_file():
+            raise ConfigError(f"run dir: '{path}' is not a results run (no {MANIFEST})")
+        store = cls(path)
+        store.clean_temporaries()
+        return store
+
+    @classmethod
+    def find(cls, results_dir: Path, run_id: str) -> "RunStore":
+        results_dir = Path(results_dir)
+        if not results_dir.is_dir():
+            raise ConfigError(f"results-dir: '{results_dir}' is not a directory")
+        matches = sorted(p for p in results_dir.glob(f"*/{run_id}") if (p / MANIFEST).is_file())
+        if not matches:
+            raise ConfigError(f"resume: no run '{run_id}' under {results_dir}")
+        return cls.open(matches[-1])
+
+    @classmethod
+    def unfinished(cls, results_dir: Path, profile_name: str) -> "RunStore | None":
+        """The newest run of this profile and suite version that did not complete, if any."""
+        vdir = cls.version_dir(results_dir)
+        if not vdir.is_dir():
+            return None
+        for p in sorted(vdir.iterdir(), reverse=True):
+            m = p / MANIFEST
+            if m.is_file():
+                data = json.loads(m.read_text())
+                if data.get("profile", {}).get("name") == profile_name and data.get("status") != "complete":
+                    return cls.open(p)
+        return None
+
+    # -- contents --------------------------------------------------------------------------------
+    def clean_temporaries(self) -> None:
+        for tmp in self.path.glob(".*.tmp"):
+            tmp.unlink()
+
+    def manifest(self) -> dict:
+        return json.loads((self.path / MANIFEST).read_text())
+
+    def write_manifest(self, manifest: dict) -> None:
+        atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    def update_manifest(self, **changes) -> None:
+        m = self.manifest()
+        m.update(changes)
+        self.write_manifest(m)
+
+    def runs(self) -> pd.DataFrame:
+        p = self.path / RUNS
+        return pd.read_csv(p) if p.is_file() else pd.DataFrame()
+
+    def history(self) -> pd.DataFrame:
+        p = self.path / HISTORY
+        return pd.read_csv(p) if p.is_file() else pd.DataFrame()
+
+    def finished_cells(self) -> set:
+        runs = self.runs()
+        return set(runs["config_hash"]) if len(runs) else set()
+
+    def drop_orphan_history(self) -> None:
+        """History rows of a cell whose run row never landed (interrupted between the writes)."""
+        hist = self.history()
+        if len(hist):
+            keep = hist["config_hash"].isin(self.finished_cells())
+            if not keep.all():
+                write_csv(self.path / HISTORY, hist[keep])
+
+    def append_cell(self, row: dict, history_rows: list[dict]) -> None:
+        """History first, then the run row: a cell counts as finished only once its row exists."""
+        if row["config_hash"] in self.finished_cells():
+            raise RuntimeError(f"cell {row['config_hash']} already stored")
+        hist = pd.concat([self.history(), pd.DataFrame(history_rows)], ignore_index=True)
+        write_csv(self.path / HISTORY, hist)
+        runs = pd.concat([self.runs(), pd.DataFrame([row])], ignore_index=True)
+        write_csv(self.path / RUNS, runs)
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write(self.path / name, text)

@@ -1,0 +1,105 @@
+import json
+
+import pandas as pd
+import pytest
+
+from suite.claims import Check, check_claims, load_registry
+from suite.errors import ConfigError
+
+CPU = {"name": "cpu", "decides_claims": True}
+
+
+def rows(model, accs, usage=1.0, lam=0.0, distance=126, n=3000, protocol="faithful", faithful=True, **extra):
+    out = []
+    for seed, a in enumerate(accs):
+        u = usage[seed] if isinstance(usage, list) else usage
+        out.append({"task": "assoc_recall", "distance": distance, "model": model, "lambda_target": lam,
+                    "protocol": protocol, "seed": seed, "faithful_model": faithful, "accuracy": a,
+                    "test_correct": round(a * n), "test_total": n, "usage": u, "epoch_cap": None, **extra})
+    return pd.DataFrame(out)
+
+
+def verdicts(runs, profile=CPU):
+    df = check_claims(runs, profile, load_registry())
+    return df.set_index("claim_id")
+
+
+def test_registry_has_every_claim_of_the_spec():
+    ids = {c["id"] for c in load_registry()}
+    expected = ({f"T1-attn-{d}" for d in (126, 254, 510, 1022, 2046)} | {f"T1-conv-{d}" for d in (126, 254, 510, 1022, 2046)}
+                | {f"T1-r0{x}-{d}" for x in (1, 5) for d in (126, 254, 510, 1022, 2046)}
+                | {f"T2-const0{x}-{d}" for x in (1, 5) for d in (126, 254)} | {"M-conv-30", "M-conv-62"}
+                | {f"H-savings-126-{r}" for r in ("notional", "executed", "latency")})
+    assert expected <= ids
+
+
+def test_pass_with_three_agreeing_seeds():
+    v = verdicts(rows("attn", [1.0, 0.999, 0.998]))
+    assert v.loc["T1-attn-126", "verdict"] == "PASS"
+    assert v.loc["T1-attn-126", "n_seeds"] == 3 and "t over 3 seeds" in v.loc["T1-attn-126", "details"]
+    assert v.loc["T1-attn-126", "seed_success"] == "3/3 seeds accuracy >= 0.99"
+
+
+def test_fail_when_the_interval_is_on_the_wrong_side():
+    v = verdicts(pd.concat([rows("conv", [0.30]), rows("routed", [0.995, 0.997, 0.999], usage=[0.25, 0.25, 0.25], lam=0.5)]))
+    assert v.loc["T1-conv-126", "verdict"] == "FAIL"
+    assert "Wilson over 3000 test examples" in v.loc["T1-conv-126", "details"]
+    # accuracy holds, usage does not: the claim fails
+    assert v.loc["T1-r05-126", "verdict"] == "FAIL"
+    assert v.loc["H-savings-126-notional", "verdict"] == "FAIL"
+    assert v.loc["H-savings-126-notional", "measured"] == pytest.approx(0.75)
+
+
+def test_inconclusive_when_the_interval_straddles():
+    # seeds disagree: the mean is above 0.98 but the t interval crosses it
+    v = verdicts(rows("attn", [1.0, 1.0, 0.96]))
+    assert v.loc["T1-attn-126", "verdict"] == "INCONCLUSIVE"
+    assert v.loc["T1-attn-126", "low"] < 0.98 < v.loc["T1-attn-126", "high"]
+    # one seed right at the threshold: Wilson over 3000 examples straddles it
+    v = verdicts(rows("attn", [0.98]))
+    assert v.loc["T1-attn-126", "verdict"] == "INCONCLUSIVE"
+
+
+def test_not_run_and_missing_metrics():
+    v = verdicts(rows("attn", [1.0]))
+    assert v.loc["T1-conv-126", "verdict"] == "NOT-RUN" and v.loc["T1-attn-254", "verdict"] == "NOT-RUN"
+    v = verdicts(rows("routed", [1.0], usage=0.001, lam=0.5))
+    assert v.loc["H-savings-126-notional", "verdict"] == "PASS"
+    assert v.loc["H-savings-126-executed", "verdict"] == "NOT-RUN"
+    assert "not measured" in v.loc["H-savings-126-executed", "note"]
+
+
+def test_non_faithful_rows_and_non_deciding_profiles():
+    assert verdicts(rows("attn", [1.0], faithful=False)).loc["T1-attn-126", "verdict"] == "NOT-RUN"
+    v = verdicts(rows("attn", [1.0]), {"name": "smoke", "decides_claims": False})
+    assert v.loc["T1-attn-126", "verdict"] == "INCONCLUSIVE" and "cannot decide" in v.loc["T1-attn-126", "note"]
+    v = verdicts(rows("attn", [1.0], distance=254))
+    assert v.loc["T1-attn-254", "verdict"] == "INCONCLUSIVE"  # cpu is not among its deciders
+
+
+def test_constant_schedule_rows_only_feed_t2():
+    v = verdicts(rows("routed", [0.01], usage=0.0, lam=0.5, protocol="faithful-constant"))
+    assert v.loc["T2-const05-126", "verdict"] == "PASS" and v.loc["T1-r05-126", "verdict"] == "NOT-RUN"
+
+
+@pytest.mark.parametrize("comparator,mean,low,high,verdict", [
+    (">=", 0.99, 0.985, 0.995, "PASS"), (">=", 0.99, 0.97, 1.0, "INCONCLUSIVE"), (">=", 0.9, 0.8, 0.97, "FAIL"),
+    ("<=", 0.01, 0.0, 0.02, "PASS"), ("<=", 0.04, 0.03, 0.06, "INCONCLUSIVE"), ("<=", 0.3, 0.25, 0.35, "FAIL"),
+    ("within", 0.8, 0.78, 0.83, "PASS"), ("within", 0.8, 0.7, 0.83, "INCONCLUSIVE"), ("within", 0.5, 0.45, 0.55, "FAIL"),
+])
+def test_comparators(comparator, mean, low, high, verdict):
+    assert Check("accuracy", comparator, 0.98 if comparator == ">=" else 0.05 if comparator == "<=" else 0.8,
+                 0.05).decide(mean, low, high) == verdict
+
+
+def test_bad_registry(tmp_path):
+    doc = {"claims": [{"id": "x", "source": "T1", "claim": "c", "published": "1%", "select": {},
+                       "checks": [{"metric": "accuracy", "comparator": "~=", "threshold": 0.1}], "profiles": []}]}
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="unknown comparator '~='"):
+        load_registry(p)
+    doc["claims"][0]["checks"][0].update(comparator=">=", extra=1)
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="unknown key 'extra'"):
+        load_registry(p)
