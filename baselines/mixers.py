@@ -32,13 +32,15 @@ class CausalConv(nn.Module):
         k = F.softmax(self.kernel_logits, dim=-1)
         return k.repeat_interleave(d // self.n_heads, dim=0).unsqueeze(1)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None,
+                project: bool = True) -> torch.Tensor:
+        """project=False stops before the output projection (the caller projects chosen rows)."""
         v = self.v_proj(x).transpose(1, 2)                      # (B, d, T)
         v = F.pad(v, (self.kernel_size - 1, 0))
         y = F.conv1d(v, self.kernel(), groups=v.shape[1]).transpose(1, 2)
         if positions is not None:
             y = y[:, positions]
-        return self.out(y)
+        return self.out(y) if project else y
 
 
 class CausalSelfAttention(nn.Module):
@@ -50,7 +52,12 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None,
+                qpos: torch.Tensor | None = None) -> torch.Tensor:
+        """Output at every position, at `positions` (shared by the batch), or at gathered rows
+        `qpos` (B, R), one set per sequence (see _rows)."""
+        if qpos is not None:
+            return self._rows(x, qpos)
         B, T, d = x.shape
         H = self.n_heads
         if positions is None:
@@ -66,3 +73,23 @@ class CausalSelfAttention(nn.Module):
             allowed = positions.unsqueeze(1) >= torch.arange(T, device=x.device).unsqueeze(0)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         return self.out(y.transpose(1, 2).reshape(B, -1, d))
+
+    def _rows(self, x: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
+        """Output at gathered query rows only: qpos (B, R) holds each row's position, -1 = padding.
+
+        Keys and values are projected for every position of these sequences (a routed query may
+        look at any earlier key); queries and the output projection only for the R rows. The
+        causal mask is built from the gathered positions (not is_causal, which would align the
+        mask to the top-left corner). Padded rows are computed against key 0 and must be dropped.
+        """
+        B, T, d = x.shape
+        H, R = self.n_heads, qpos.shape[1]
+        w, b = self.qkv.weight, self.qkv.bias
+        valid = qpos >= 0
+        rows = torch.gather(x, 1, qpos.clamp(min=0).unsqueeze(-1).expand(B, R, d))
+        q = F.linear(rows, w[:d], b[:d]).view(B, R, H, d // H).transpose(1, 2)
+        k, v = F.linear(x, w[d:], b[d:]).view(B, T, 2, H, d // H).permute(2, 0, 3, 1, 4)
+        keys = torch.arange(T, device=x.device)
+        allowed = (keys.view(1, 1, T) <= qpos.unsqueeze(-1)) | (~valid.unsqueeze(-1) & (keys == 0).view(1, 1, T))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed.unsqueeze(1))
+        return self.out(y.transpose(1, 2).reshape(B, R, d))

@@ -39,19 +39,56 @@ class ConvMixer(nn.Module):
         return self.conv(x, positions), x.new_zeros(x.shape[:2])
 
 
+EXECUTIONS = ("dense", "sparse")
+
+
 class RoutedMixer(nn.Module):
-    """Both branches computed densely (as in the original), mixed by the router's hard gate."""
+    """Conv or attention per position, by the router's hard gate.
+
+    execution "dense" (the original, and always in training): both branches at every position,
+    mixed by the gate, so nothing is saved. "sparse" (evaluation only): each branch only where
+    the gate sends a position, so skipped work is really skipped.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.conv = CausalConv(cfg)
         self.attn = CausalSelfAttention(cfg)
         self.router = make_router(cfg)
+        self.execution = "dense"
+        self.forced_gate = None  # (B, T) 0/1: overrides the decision (FLOP and equivalence checks)
 
     def forward(self, x, positions=None):
         gate = self.router(x)                                   # (B, T), decided everywhere
+        if self.forced_gate is not None:
+            # keeps the router in the graph (it still runs and is still counted)
+            gate = gate * 0 + self.forced_gate.to(gate)
+        if self.execution == "sparse" and not self.training:
+            return self._sparse(x, gate, positions), gate
         g = (gate if positions is None else gate[:, positions]).unsqueeze(-1)
         return (1 - g) * self.conv(x, positions) + g * self.attn(x, positions), gate
+
+    def _sparse(self, x, gate, positions):
+        B, T, d = x.shape
+        out_pos = torch.arange(T, device=x.device) if positions is None else positions
+        use_attn = gate[:, out_pos] > 0.5                       # (B, P)
+        y = x.new_zeros(B, out_pos.numel(), d)
+        conv_b, conv_p = (~use_attn).nonzero(as_tuple=True)
+        if conv_b.numel():
+            mixed = self.conv(x, project=False)
+            y[conv_b, conv_p] = self.conv.out(mixed[conv_b, out_pos[conv_p]])
+        attn_b, attn_p = use_attn.nonzero(as_tuple=True)
+        if attn_b.numel():
+            # sequences with at least one attention row; their rows padded to a common count
+            seqs, counts = torch.unique_consecutive(attn_b, return_counts=True)
+            slot = torch.arange(attn_b.numel(), device=x.device) - torch.repeat_interleave(
+                torch.cumsum(counts, 0) - counts, counts)
+            which = torch.repeat_interleave(torch.arange(seqs.numel(), device=x.device), counts)
+            qpos = torch.full((seqs.numel(), int(counts.max())), -1, dtype=torch.long, device=x.device)
+            qpos[which, slot] = out_pos[attn_p]
+            out = self.attn(x[seqs], qpos=qpos)
+            y[attn_b, attn_p] = out[which, slot]
+        return y
 
 
 class Block(nn.Module):
@@ -83,6 +120,15 @@ class MixerLM(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, self.mixer_cls(cfg)) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+
+    def set_execution(self, execution: str) -> "MixerLM":
+        """'dense' (the original) or 'sparse' (routed layers skip what their gates skip, in eval)."""
+        if execution not in EXECUTIONS:
+            raise ModelConfigError(f"execution: unknown '{execution}'; allowed: {', '.join(EXECUTIONS)}")
+        for m in self.modules():
+            if isinstance(m, RoutedMixer):
+                m.execution = execution
+        return self
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> Output:
         """Logits everywhere, or only at `positions` (then the last block's FFN and the head run

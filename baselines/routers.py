@@ -22,7 +22,8 @@ def causal_ema(x: torch.Tensor, decay: float, chunk: int = 64) -> torch.Tensor:
     i = torch.arange(chunk, device=x.device)
     lag = (i.unsqueeze(1) - i.unsqueeze(0)).to(torch.float64)
     w = torch.where(lag >= 0, (1 - decay) * decay ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64))
-    intra = torch.einsum("ts,bnsd->bntd", w.to(x.dtype), xp)       # each chunk from a zero state
+    # each chunk from a zero state; (.., d, chunk) @ (chunk, chunk) keeps MAC counters exact
+    intra = torch.matmul(xp.transpose(2, 3), w.to(x.dtype).t()).transpose(2, 3)
     carry_in = decay ** (i + 1).to(torch.float64)                    # weight of the previous state
     carry_in = carry_in.to(x.dtype).view(1, chunk, 1)
     state = x.new_zeros(B, d)
