@@ -29,12 +29,14 @@ def tests(session):
 
 @nox.session
 def bench(session):
-    """Speed benchmarks (pytest-benchmark): training step, ours vs the plain transcription."""
+    """Speed benchmarks: training step (ours vs the plain transcription) and inference latency
+    beside executed FLOPs (writes results/<version>/bench/latency.csv). Filter with -- -k ..."""
     install(session)
     args = session.posargs or ["--benchmark-group-by=param:model,param:seq_len",
                                "--benchmark-columns=median,min,max,rounds",
                                "--benchmark-sort=name"]
-    session.run("python", "-m", "pytest", "tests/test_bench_step.py", "--benchmark-only", *args)
+    session.run("python", "-m", "pytest", "tests/test_bench_step.py", "tests/test_bench_latency.py",
+                "--benchmark-only", *args)
 
 
 @nox.session
@@ -49,3 +51,10 @@ def reproduce(session):
     """The main job: nox -s reproduce -- [--profile smoke|cpu|paper] [--resume RUN_ID] [--device ...]."""
     install(session, extras=None)
     session.run("python", "-m", "suite", "reproduce", *session.posargs)
+
+
+@nox.session
+def figures(session):
+    """Paper figures (PDF + PNG) from results folders: nox -s figures -- [RUN_DIR ...]."""
+    install(session, extras=None)
+    session.run("python", "-m", "suite", "figures", *session.posargs)

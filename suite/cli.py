@@ -42,6 +42,13 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got '{text}'")
+    return value
+
+
 def choice(allowed):
     def parse(text):
         if text not in allowed:
@@ -85,6 +92,23 @@ def build_parser() -> Parser:
     r.add_argument("--device", type=choice(DEVICES), default="auto")
     r.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    f = sub.add_parser("flops", help="forward MACs by part: dense, causal-effective and executed readings")
+    f.add_argument("--model", required=True, type=choice(list(MODELS)))
+    f.add_argument("--seq-len", required=True, type=positive_int)
+    f.add_argument("--usage", type=non_negative_float, default=None,
+                   help="routed only: attention usage per layer (default: one routed query, 1/seq-len)")
+    f.add_argument("--execution", type=choice(["sparse", "dense"]), default="sparse",
+                   help="routed only: sparse (really skips) or dense (the original: both branches everywhere)")
+    for fl in MODEL_FLAGS:
+        f.add_argument("--" + fl.replace("_", "-"), type=positive_int, default=None)
+    f.add_argument("--format", type=choice(["table", "csv"]), default="table")
+    f.add_argument("--no-check", action="store_true", help="skip the fvcore / FlopCounterMode cross-check")
+
+    g = sub.add_parser("figures", help="draw a results run's figures (PDF + PNG) into <run dir>/figures/")
+    g.add_argument("run_dirs", nargs="*", help="run folders (default: the newest under --results-dir)")
+    g.add_argument("--latency-csv", default=None)
+    g.add_argument("--results-dir", default="results")
 
     c = sub.add_parser("claims", help="re-check the claims of a stored run without training")
     c.add_argument("run_dir")
@@ -150,11 +174,22 @@ def cmd_claims(a) -> int:
     print_summary(runs, claims)
     if a.write:
         write_csv(store.path / CLAIMS, claims)
-        store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims))
+        store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims, store.path))
     return 0
 
 
-COMMANDS = {"train": cmd_train, "models": cmd_models, "tasks": cmd_tasks, "reproduce": cmd_reproduce,
+def cmd_flops(a) -> int:
+    from .flops_cli import run
+    return run(a)
+
+
+def cmd_figures(a) -> int:
+    from .figures import main as figures_main
+    argv = [*a.run_dirs, "--results-dir", a.results_dir] + (["--latency-csv", a.latency_csv] if a.latency_csv else [])
+    return figures_main(argv)
+
+
+COMMANDS = {"figures": cmd_figures, "flops": cmd_flops, "train": cmd_train, "models": cmd_models, "tasks": cmd_tasks, "reproduce": cmd_reproduce,
             "claims": cmd_claims}
 
 

@@ -51,10 +51,15 @@ def sparse_routed_layer(cfg: ModelConfig, T: int, routed: list[int], reading: st
     and the depthwise conv at all T positions (the taps reach 63 back), output projection only
     for the conv rows. The router always runs.
     """
-    d, r = cfg.d_model, len(routed)
+    return sparse_routed_layer_counts(cfg, T, len(routed), sum(i + 1 for i in routed), reading)
+
+
+def sparse_routed_layer_counts(cfg: ModelConfig, T: int, r: int, causal_pairs: int, reading: str) -> Counter:
+    """The same from the routed count r and the causal pairs sum(i + 1) over routed positions i."""
+    d = cfg.d_model
     c = router(cfg, T)
     if r:
-        pairs = r * T if reading in ("dense", "executed") else sum(i + 1 for i in routed)
+        pairs = r * T if reading in ("dense", "executed") else causal_pairs
         c += Counter(attention_proj=2 * T * d * d + 2 * r * d * d, attention_core=2 * d * pairs)
     if r < T:
         c += Counter(conv_proj=T * d * d + (T - r) * d * d, conv=T * d * cfg.kernel_size)
@@ -70,11 +75,12 @@ def head(cfg: ModelConfig, T: int) -> Counter:
 
 
 def model_macs(model: str, cfg: ModelConfig, T: int, reading: str = "executed", execution: str = "dense",
-               routed: list[list[int]] | None = None) -> dict:
+               routed: list[list[int]] | None = None, routed_counts: list[tuple] | None = None) -> dict:
     """Forward MACs of one sequence by part, plus 'total'.
 
     model 'routed' with execution 'dense' is the original (both branches everywhere, gates
-    irrelevant); with execution 'sparse', `routed` gives each layer's attention positions.
+    irrelevant); with execution 'sparse', `routed` gives each layer's attention positions, or
+    `routed_counts` each layer's (routed count, causal pairs).
     """
     if reading not in READINGS:
         raise ValueError(f"reading: unknown '{reading}'; allowed: {', '.join(READINGS)}")
@@ -86,6 +92,8 @@ def model_macs(model: str, cfg: ModelConfig, T: int, reading: str = "executed", 
             total += conv_layer(cfg, T)
         elif execution == "dense":
             total += attention_layer(cfg, T, reading) + conv_layer(cfg, T) + router(cfg, T)
+        elif routed_counts is not None:
+            total += sparse_routed_layer_counts(cfg, T, *routed_counts[layer], reading)
         else:
             total += sparse_routed_layer(cfg, T, routed[layer], reading)
         total += ffn(cfg, T)

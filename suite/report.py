@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -63,6 +64,34 @@ def verdict_counts(claims: pd.DataFrame) -> str:
     return ", ".join(f"{v} {counts.get(v, 0)}" for v in ("PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN"))
 
 
+COMPUTE_COLUMNS = ["task", "distance", "model", "protocol", "lambda_target", "seed", "usage", "macs_forward_executed",
+                   "macs_forward_dense_original", "macs_forward_attn_ref", "savings_notional", "savings_executed",
+                   "savings_latency", "latency_ms_model", "latency_ms_attn", "train_flops_phase1", "train_flops_phase2"]
+
+
+def compute_section(runs: pd.DataFrame) -> list[str]:
+    """Savings three ways for every cell: what was published, what ran, what the clock says."""
+    if runs.empty or "macs_forward_executed" not in runs.columns:
+        return []
+    df = runs[[c for c in COMPUTE_COLUMNS if c in runs.columns]].copy()
+    for c in ("macs_forward_executed", "macs_forward_dense_original", "macs_forward_attn_ref"):
+        df[c] = (df[c] / 1e6).round(1)
+    for c in ("train_flops_phase1", "train_flops_phase2"):
+        df[c] = (df[c] / 1e12).round(2)
+    df = df.rename(columns={"macs_forward_executed": "executed MMAC/seq", "macs_forward_dense_original":
+                            "original (dense) MMAC/seq", "macs_forward_attn_ref": "AttnOnly MMAC/seq",
+                            "train_flops_phase1": "train TFLOP ph1", "train_flops_phase2": "train TFLOP ph2"})
+    return ["## Compute: savings three ways", "",
+            "Forward MACs of one sequence (logits at every position; LayerNorm and elementwise work not "
+            "counted) under the routing each test sequence actually received, with routed layers that "
+            "really skip (sparse execution); the original computes both branches everywhere ('original "
+            "(dense)'). Savings against AttnOnly at the same length: notional = 1 - usage (as published), "
+            "executed = 1 - executed MACs / AttnOnly's, latency = 1 - measured time / AttnOnly's (median of "
+            "interleaved runs on one test batch, same process). Training FLOPs (2 per MAC, forward + "
+            "backward, counted by FlopCounterMode) per phase.", "",
+            df.to_markdown(index=False, floatfmt=".4g"), ""]
+
+
 def cells_table(runs: pd.DataFrame) -> pd.DataFrame:
     cols = ["task", "distance", "model", "lambda_target", "seed", "protocol", "epoch_cap", "accuracy",
             "accuracy_low", "accuracy_high", "val_accuracy", "usage", "usage_per_layer", "epochs_phase1",
@@ -70,7 +99,29 @@ def cells_table(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[[c for c in cols if c in runs.columns]]
 
 
-def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.DataFrame) -> str:
+FIGURE_CAPTIONS = {
+    "accuracy_vs_distance": "Held-out accuracy vs distance per model (mean and interval over seeds; hollow: published).",
+    "usage_vs_distance": "Attention usage of the routed models, with one routed position per sequence and one whole layer for reference.",
+    "savings": "Savings three ways: notional (1 - usage, as published), executed FLOPs and measured latency, both against AttnOnly.",
+    "routing_map": "Where the routed model uses attention: rate per layer and position over the test set.",
+    "training_curves": "Validation accuracy and usage per epoch, lambda on the second axis, phase boundary marked.",
+    "scaling": "Forward FLOPs and measured latency vs sequence length (latency benchmark).",
+}
+
+
+def figures_section(run_dir) -> list[str]:
+    if run_dir is None:
+        return []
+    lines = ["## Figures", ""]
+    found = False
+    for name, caption in FIGURE_CAPTIONS.items():
+        if (Path(run_dir) / "figures" / f"{name}.png").is_file():
+            found = True
+            lines += [f"![{name}](figures/{name}.png)", "", f"*{caption}* (`figures/{name}.pdf`)", ""]
+    return lines if found else []
+
+
+def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.DataFrame, run_dir=None) -> str:
     prof = manifest["profile"]
     env = manifest["environment"]
     lines = [
@@ -100,6 +151,8 @@ def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.Da
         "",
         main_table(runs).to_markdown(index=False),
         "",
+        *compute_section(runs),
+        *figures_section(run_dir),
         "## Cells",
         "",
         cells_table(runs).to_markdown(index=False),

@@ -12,10 +12,13 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .claims import check_claims, load_registry
+from .compute import compute_columns
+from .figures import render_figures
 from .errors import ConfigError
 from .profiles import Cell, Profile, load_profile, parse_profile
 from .provenance import data_fingerprint, environment, utc_now
 from .report import claims_table, main_table, report_markdown, verdict_counts
+from .stats import wilson
 from .store import CLAIMS, REPORT, RunStore, write_csv
 from .trainer import Trainer, evaluate
 
@@ -101,8 +104,9 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
     acc, per_layer = evaluate(result.model, test_set)
     total = sum(b.targets.numel() for b in test_set)
     correct = int(round(acc * total))
-    from .stats import wilson
     low, high = wilson(correct, total)
+    usage = sum(per_layer) / len(per_layer)
+    compute, routing = compute_columns(cell.model, result.model, cfg, task, test_set, usage, device, protocol, result)
     row = {
         "run_id": run_id, "config_hash": key, "label": cell.label,
         "task": cell.task, "distance": cell.distance, "seq_len": task.seq_len,
@@ -115,11 +119,11 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
         "params": result.params,
         "accuracy": acc, "accuracy_low": low, "accuracy_high": high, "test_correct": correct, "test_total": total,
         "test_sequences": profile.test_sequences,
-        "usage": sum(per_layer) / len(per_layer), "usage_per_layer": json.dumps([round(u, 6) for u in per_layer]),
+        "usage": usage, "usage_per_layer": json.dumps([round(u, 6) for u in per_layer]),
         **{f"usage_layer_{i}": u for i, u in enumerate(per_layer)},
         "val_accuracy": result.accuracy, "val_usage": result.usage,
         "epochs_phase1": result.epochs_phase1, "epochs_phase2": result.epochs_phase2,
-        "phase2_ran": result.phase2_ran, "seconds": round(result.seconds, 2),
+        "phase2_ran": result.phase2_ran, "seconds": round(result.seconds, 2), **compute,
         "data_fingerprint": data_fingerprint(task, cell.seed, 4),
         "suite_version": env["suite_version"], "git_sha": env["git_sha"], "torch_version": env["torch"],
         "device": env["device_name"], "finished_at": utc_now(),
@@ -130,17 +134,24 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
                 "train_accuracy": h.train_acc, "val_accuracy": h.val_acc, "usage": h.usage,
                 **{f"usage_layer_{i}": u for i, u in enumerate(h.usage_per_layer)}, "seconds": round(h.seconds, 3)}
                for h in result.history]
-    return row, history
+    ident = {"run_id": run_id, "config_hash": key, "model": cell.model, "distance": cell.distance,
+             "lambda_target": cell.lambda_target, "seed": cell.seed}
+    routing = [{**ident, **r} for r in routing] if routing else None
+    return row, history, routing
 
 
 # -- the whole job ----------------------------------------------------------------------------------
-def check_and_report(store: RunStore, write: bool = True):
+def check_and_report(store: RunStore):
+    """claims.csv, the figures (from the stored files only), then REPORT.md embedding them."""
     manifest = store.manifest()
     runs = store.runs()
     claims = check_claims(runs, manifest["profile"], load_registry())
-    if write:
-        write_csv(store.path / CLAIMS, claims)
-        store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims))
+    write_csv(store.path / CLAIMS, claims)
+    try:
+        render_figures(store.path)
+    except ConfigError as e:
+        print(f"figures: not drawn: {e}", file=sys.stderr)
+    store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims, store.path))
     return runs, claims
 
 
@@ -205,8 +216,8 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
                   disable=not progress, unit="cell", dynamic_ncols=True) as bar:
             for cell in todo:
                 bar.set_postfix_str(cell.describe())
-                row, history = run_cell(cell, profile, device, env, run_id, progress)
-                store.append_cell(row, history)
+                row, history, routing = run_cell(cell, profile, device, env, run_id, progress)
+                store.append_cell(row, history, routing)
                 tqdm.write(f"  done: {cell.describe()}: accuracy {row['accuracy']:.4f} usage {row['usage']:.4f} "
                            f"({row['seconds'] / 60:.1f} min)")
                 bar.update(1)
@@ -219,5 +230,5 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
     store.update_manifest(status="complete", finished=utc_now(), wall_seconds=already + time.perf_counter() - start)
     runs, claims = check_and_report(store)
     print_summary(runs, claims)
-    print(f"\nWrote {store.path}/ (runs.csv, history.csv, claims.csv, manifest.json, REPORT.md)")
+    print(f"\nWrote {store.path}/ (runs.csv, history.csv, routing.csv, claims.csv, manifest.json, REPORT.md)")
     return 0

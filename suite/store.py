@@ -16,6 +16,9 @@ from . import __version__
 from .errors import ConfigError
 
 RUNS, HISTORY, MANIFEST, CLAIMS, REPORT = "runs.csv", "history.csv", "manifest.json", "claims.csv", "REPORT.md"
+ROUTING = "routing.csv"
+#: per-cell tables written beside runs.csv, keyed by config_hash
+CELL_TABLES = (HISTORY, ROUTING)
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -128,28 +131,34 @@ class RunStore:
         p = self.path / RUNS
         return pd.read_csv(p) if p.is_file() else pd.DataFrame()
 
-    def history(self) -> pd.DataFrame:
-        p = self.path / HISTORY
+    def table(self, name: str) -> pd.DataFrame:
+        p = self.path / name
         return pd.read_csv(p) if p.is_file() else pd.DataFrame()
+
+    def history(self) -> pd.DataFrame:
+        return self.table(HISTORY)
 
     def finished_cells(self) -> set:
         runs = self.runs()
         return set(runs["config_hash"]) if len(runs) else set()
 
     def drop_orphan_history(self) -> None:
-        """History rows of a cell whose run row never landed (interrupted between the writes)."""
-        hist = self.history()
-        if len(hist):
-            keep = hist["config_hash"].isin(self.finished_cells())
-            if not keep.all():
-                write_csv(self.path / HISTORY, hist[keep])
+        """Per-cell table rows of a cell whose run row never landed (interrupted between writes)."""
+        done = self.finished_cells()
+        for name in CELL_TABLES:
+            df = self.table(name)
+            if len(df):
+                keep = df["config_hash"].isin(done)
+                if not keep.all():
+                    write_csv(self.path / name, df[keep])
 
-    def append_cell(self, row: dict, history_rows: list[dict]) -> None:
-        """History first, then the run row: a cell counts as finished only once its row exists."""
+    def append_cell(self, row: dict, history_rows: list[dict], routing_rows: list[dict] | None = None) -> None:
+        """Per-cell tables first, then the run row: a cell counts as finished once its row exists."""
         if row["config_hash"] in self.finished_cells():
             raise RuntimeError(f"cell {row['config_hash']} already stored")
-        hist = pd.concat([self.history(), pd.DataFrame(history_rows)], ignore_index=True)
-        write_csv(self.path / HISTORY, hist)
+        for name, rows in ((HISTORY, history_rows), (ROUTING, routing_rows)):
+            if rows:
+                write_csv(self.path / name, pd.concat([self.table(name), pd.DataFrame(rows)], ignore_index=True))
         runs = pd.concat([self.runs(), pd.DataFrame([row])], ignore_index=True)
         write_csv(self.path / RUNS, runs)
 

@@ -24,7 +24,12 @@ def test_smoke_profile_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Estimated duration" in out and "CUT:" in out and "Claims (" in out
     (run,) = run_dirs(tmp_path)
-    assert {p.name for p in run.iterdir()} == {"runs.csv", "history.csv", "manifest.json", "claims.csv", "REPORT.md"}
+    assert {p.name for p in run.iterdir()} == {"runs.csv", "history.csv", "routing.csv", "manifest.json",
+                                               "claims.csv", "REPORT.md", "figures"}
+    assert (run / "figures" / "accuracy_vs_distance.png").stat().st_size > 0
+    report = (run / "REPORT.md").read_text()
+    assert "![accuracy_vs_distance](figures/accuracy_vs_distance.png)" in report
+    assert "## Compute: savings three ways" in report
     runs = pd.read_csv(run / "runs.csv")
     assert len(runs) == 6 and runs["config_hash"].is_unique
     for col in ("accuracy", "accuracy_low", "accuracy_high", "usage", "usage_layer_0", "epochs_phase1",
@@ -32,6 +37,14 @@ def test_smoke_profile_end_to_end(tmp_path, capsys):
                 "torch_version", "device", "profile", "protocol", "cuts", "seed", "test_total"):
         assert col in runs.columns, col
     assert (runs["test_sequences"] == 200).all() and (runs["cuts"].str.contains("tiny model")).all()
+    for col in ("macs_forward_executed", "macs_forward_attn_ref", "savings_notional", "savings_executed",
+                "savings_latency", "train_flops_phase1", "train_flops_phase2"):
+        assert runs[col].notna().all(), col
+    assert (runs["savings_notional"] == 1 - runs["usage"]).all()
+    routing = pd.read_csv(run / "routing.csv")
+    routed = runs[runs.model == "routed"]
+    assert set(routing["config_hash"]) == set(routed["config_hash"])
+    assert len(routing) == len(routed) * 1 * 16  # cells x layers x positions
     claims = pd.read_csv(run / "claims.csv")
     assert {"claim_id", "measured", "low", "high", "verdict", "n_seeds"} <= set(claims.columns)
     # smoke decides nothing
