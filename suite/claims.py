@@ -3,8 +3,11 @@
 Per cell (claims.md): PASS when the mean meets the comparator and the 95% interval does not
 cross the threshold; FAIL when the interval lies entirely on the wrong side; otherwise
 INCONCLUSIVE. NOT-RUN when the run holds no matching faithful cell. The interval is Student t
-over seeds with >= 3 seeds; with fewer, Wilson over the pooled test examples for accuracy and
-the observed range over seeds for other metrics.
+over seeds with >= 3 seeds; with fewer, Wilson over the pooled test examples for accuracy, and
+other metrics (usage, savings) are INCONCLUSIVE: a point value is not evidence. Also
+INCONCLUSIVE: a FAIL that a profile's epoch cap may have caused (a seed stopped by the cap
+before solving), a claim over several cells of which some are missing, and any claim the
+run's profile may not decide.
 """
 from __future__ import annotations
 
@@ -123,6 +126,37 @@ COMBINE_ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT-RUN": 2, "PASS": 3}
 CELL_KEYS = ["task", "distance", "model", "lambda_target", "protocol"]
 
 
+def stopped_by_cut(g: pd.DataFrame) -> bool:
+    """Did a profile's epoch cap end any seed of this cell before it solved the task?"""
+    if "epoch_cap" not in g or g["epoch_cap"].isna().all():
+        return False
+    hit = g["epoch_cap"].notna() & (g["epochs_phase1"] >= g["epoch_cap"]) & ~g["phase2_ran"].astype(bool)
+    return bool((hit & (g["val_accuracy"] <= 0.99)).any())
+
+
+def _judge(g: pd.DataFrame, ch: Check):
+    """(measurement or None, verdict, note) of one check on one cell."""
+    m = _measure(g, ch)
+    if m is None:
+        return None, "NOT-RUN", ""
+    verdict = ch.decide(*m[:3])
+    n = g["seed"].nunique()
+    if ch.metric != "accuracy" and n < MIN_SEEDS_FOR_SEED_INTERVAL and verdict != "INCONCLUSIVE":
+        return m, "INCONCLUSIVE", f"{ch.metric}: {n} seed(s), fewer than {MIN_SEEDS_FOR_SEED_INTERVAL} (no interval)"
+    if verdict == "FAIL" and stopped_by_cut(g):
+        return m, "INCONCLUSIVE", f"{ch.metric}: a seed was stopped by the profile's epoch cap before solving"
+    return m, verdict, ""
+
+
+def _missing_cells(rows: pd.DataFrame, select: dict) -> list[str]:
+    """Listed select values (e.g. distance [254, 510]) with no row: the claim needs every one."""
+    out = []
+    for key, want in select.items():
+        if isinstance(want, list):
+            out += [f"{key}={v}" for v in want if not (rows[key] == v).any()]
+    return out
+
+
 def check_claims(runs: pd.DataFrame, profile: dict, registry: list[dict]) -> pd.DataFrame:
     """One row per claim: verdict, measured value and interval of its first check, seeds, notes."""
     out = []
@@ -137,26 +171,24 @@ def check_claims(runs: pd.DataFrame, profile: dict, registry: list[dict]) -> pd.
             continue
         cells = []
         for _, g in rows.groupby(CELL_KEYS, sort=True):
-            checks = []
-            for ch in c["checks"]:
-                m = _measure(g, ch)
-                if m is None:
-                    checks.append((ch, None, "NOT-RUN"))
-                else:
-                    checks.append((ch, m, ch.decide(*m[:3])))
-            verdicts = [v for _, _, v in checks]
+            checks = [(ch, *_judge(g, ch)) for ch in c["checks"]]
+            verdicts = [v for _, _, v, _ in checks]
             verdict = min(verdicts, key=COMBINE_ORDER.get)
             if "NOT-RUN" in verdicts and "FAIL" not in verdicts:
                 verdict = "NOT-RUN"
             cells.append((verdict, g, checks))
         verdict, g, checks = min(cells, key=lambda x: COMBINE_ORDER[x[0]])
-        notes = []
+        notes = [note for _, _, _, note in checks if note]
+        missing = _missing_cells(rows, c["select"])
+        if missing and verdict != "FAIL":
+            verdict = "INCONCLUSIVE"
+            notes.append(f"cells not in this run: {', '.join(missing)}")
         if verdict != "NOT-RUN" and (profile.get("name") not in c["profiles"] or not profile.get("decides_claims", True)):
             notes.append(f"profile '{profile.get('name')}' cannot decide this claim (decided by: {', '.join(c['profiles'])})")
             verdict = "INCONCLUSIVE"
-        missing = [ch.metric for ch, m, _ in checks if m is None]
-        if missing:
-            notes.append(f"not measured in this run: {', '.join(missing)}")
+        unmeasured = [ch.metric for ch, m, _, _ in checks if m is None]
+        if unmeasured:
+            notes.append(f"not measured in this run: {', '.join(unmeasured)}")
         caps = sorted({int(x) for x in g["epoch_cap"].dropna()}) if "epoch_cap" in g else []
         if caps:
             notes.append(f"cut: epoch cap {caps} on the baseline / phase-1 budget")
@@ -169,7 +201,7 @@ def check_claims(runs: pd.DataFrame, profile: dict, registry: list[dict]) -> pd.
             success = f"{ok}/{len(vals)} seeds {s.metric} {s.comparator} {s.threshold:g}"
         details = "; ".join(
             f"{ch.text()}: " + ("not measured" if m is None else f"{m[0]:.4f} [{m[1]:.4f}, {m[2]:.4f}] {m[3]} -> {v}")
-            for ch, m, v in checks)
+            for ch, m, v, _ in checks)
         if len(cells) > 1:
             notes.append(f"{len(cells)} cells; the worst is shown (d={g['distance'].iloc[0]})")
         out.append({**base, "measured": None if first is None else first[0],

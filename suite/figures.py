@@ -208,9 +208,10 @@ def _dodge(i: int, k: int, step: float = 0.09) -> float:
 
 # -- figures ------------------------------------------------------------------------------------
 def accuracy_vs_distance(run: Run):
-    """Main table, accuracy: AttnOnly and Routed λ→0.5 hold near 100% out to distance 2046,
-    ConvOnly stays at chance, Routed λ→0.1 collapses beyond 510. Ours (filled, mean and 95%
-    interval over seeds) beside published (hollow)."""
+    """Main table, accuracy (claims T1-attn, T1-conv, T1-r01, T1-r05): the original published
+    AttnOnly and Routed λ→0.5 near 100% out to 2046, ConvOnly at chance, Routed λ→0.1
+    collapsing beyond 510. Ours (filled, mean and 95% interval over seeds) beside published
+    (hollow)."""
     rows, note, pub = _main_rows(run.runs)
     rows = rows.assign(_key=_keys(rows))
     keys = set(rows["_key"]) | ({k for _, k in PUBLISHED} if pub else set())

@@ -131,11 +131,10 @@ def fvcore_parts(model: nn.Module, ids: torch.Tensor, reading: str = "executed")
 
 
 # -- FlopCounterMode ---------------------------------------------------------------------------
-def _mask_pairs(mask, H: int) -> int:
-    """Pairs kept by a boolean mask, per batch x head (broadcast over heads)."""
+def _mask_fraction(mask, B: int, H: int, L: int, S: int) -> tuple[int, int]:
+    """(kept, all) of the B x H x L x S query-key pairs under an explicit (broadcast) mask."""
     keep = mask if mask.dtype == torch.bool else torch.isfinite(mask)  # CPU kernels get -inf masks
-    n = int(keep.sum())
-    return n * (H if mask.dim() < 4 or mask.shape[1] == 1 else 1)
+    return int(keep.expand(B, H, L, S).sum()), B * H * L * S
 
 
 def _flash_cpu(reading: str):
@@ -144,7 +143,8 @@ def _flash_cpu(reading: str):
         S = key.shape[2]
         dense = sdpa_flop_count(query.shape, key.shape, value.shape)
         if reading == "causal" and attn_mask is not None and not is_causal:
-            return dense * _mask_pairs(attn_mask.expand(B, 1, L, S) if attn_mask.dim() == 4 else attn_mask, H) // (B * H * L * S)
+            kept, pairs = _mask_fraction(attn_mask, B, H, L, S)
+            return dense * kept // pairs
         return dense * _pairs(L, S, is_causal, reading) // (L * S)
     count._get_raw = True
     return count
@@ -157,7 +157,8 @@ def _flash_cpu_backward(reading: str):
         S = key.shape[2]
         dense = sdpa_backward_flop_count(grad_out.shape, query.shape, key.shape, value.shape)
         if reading == "causal" and attn_mask is not None and not is_causal:
-            return dense * _mask_pairs(attn_mask.expand(B, 1, L, S) if attn_mask.dim() == 4 else attn_mask, H) // (B * H * L * S)
+            kept, pairs = _mask_fraction(attn_mask, B, H, L, S)
+            return dense * kept // pairs
         return dense * _pairs(L, S, is_causal, reading) // (L * S)
     count._get_raw = True
     return count

@@ -8,14 +8,13 @@ the same input renders to the same PNG bytes.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .store import atomic_file
 
 SINGLE_COLUMN_IN = 3.3
 DOUBLE_COLUMN_IN = 6.9
@@ -129,23 +128,7 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
         for fmt, kwargs in (("pdf", {"metadata": PDF_METADATA}),
                             ("png", {"metadata": PNG_METADATA, "dpi": PNG_DPI})):
             path = out_dir / f"{name}.{fmt}"
-            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    fig.savefig(f, format=fmt, **kwargs)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o666 & ~_umask())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            with atomic_file(path, "wb") as f:
+                fig.savefig(f, format=fmt, **kwargs)
             written.append(path)
     return written
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .claims import stopped_by_cut
+
 #: the original's main table (original-experiment.md): distance -> column -> "acc (usage)"
 PUBLISHED_T1 = {
     126: ("100%", "1%", "100% (16%)", "100% (0.3%)"),
@@ -43,6 +45,8 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
                 ours = pct(acc) if lam is None else f"{pct(acc)} ({pct(cell['usage'].mean())} attn)"
                 if len(cell) > 1:
                     ours += f" n={len(cell)}"
+                if stopped_by_cut(cell):
+                    ours += " (stopped by the epoch cap)"
             pub = PUBLISHED_T1.get(d, ("",) * 4)[i]
             row[title] = f"{ours} | pub. {pub}" if pub else ours
         rows.append(row)

@@ -102,11 +102,14 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
     bs = protocol.batch_size(task.seq_len)
     test_set = [b.to(device) for b in task.fixed_set("test", cell.seed, profile.test_sequences, bs)]
     acc, per_layer = evaluate(result.model, test_set)
+    if result.usage_model is not None:  # routed, phase 1 never solved: usage of the last epoch
+        _, per_layer = evaluate(result.usage_model, test_set)
     total = sum(b.targets.numel() for b in test_set)
     correct = int(round(acc * total))
     low, high = wilson(correct, total)
     usage = sum(per_layer) / len(per_layer)
-    compute, routing = compute_columns(cell.model, result.model, cfg, task, test_set, usage, device, protocol, result)
+    compute, routing = compute_columns(cell.model, result.model_for_usage, cfg, task, test_set, usage, device,
+                                       protocol, result)
     row = {
         "run_id": run_id, "config_hash": key, "label": cell.label,
         "task": cell.task, "distance": cell.distance, "seq_len": task.seq_len,
@@ -205,8 +208,15 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
             "protocols": {c.protocol: c.build_protocol().to_dict() for c in profile.cells},
             "environment": env, "plan": plan, "command": " ".join(sys.argv),
         })
+    with store.lock():
+        return _run(store, profile, device, env, progress)
+
+
+def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool) -> int:
+    """Train the cells not stored yet, then check claims, draw figures and write the report."""
     run_id = store.path.name
     store.drop_orphan_history()
+    done = store.finished_cells()
     print(f"\nRun {run_id}: {store.path}")
     start = time.perf_counter()
     already = store.manifest().get("wall_seconds", 0.0)

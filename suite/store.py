@@ -4,6 +4,7 @@ as cells finish, so an interrupted run loses at most the cell in progress.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -21,13 +22,14 @@ ROUTING = "routing.csv"
 CELL_TABLES = (HISTORY, ROUTING)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w"):
+    """A file object whose content appears at `path` whole when the block ends, or not at all."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -36,6 +38,12 @@ def atomic_write(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 def _umask() -> int:
@@ -50,9 +58,13 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
     atomic_write(path, buf.getvalue())
 
 
+#: hashes are hex strings; never let pandas guess an all-digit one into an integer
+DTYPES = {"config_hash": str, "run_id": str}
+
+
 def read_runs(run_dir) -> pd.DataFrame:
     """One pandas call reads a run back: this is it."""
-    return pd.read_csv(Path(run_dir) / RUNS)
+    return pd.read_csv(Path(run_dir) / RUNS, dtype=DTYPES)
 
 
 class RunStore:
@@ -129,11 +141,11 @@ class RunStore:
 
     def runs(self) -> pd.DataFrame:
         p = self.path / RUNS
-        return pd.read_csv(p) if p.is_file() else pd.DataFrame()
+        return pd.read_csv(p, dtype=DTYPES) if p.is_file() else pd.DataFrame()
 
     def table(self, name: str) -> pd.DataFrame:
         p = self.path / name
-        return pd.read_csv(p) if p.is_file() else pd.DataFrame()
+        return pd.read_csv(p, dtype=DTYPES) if p.is_file() else pd.DataFrame()
 
     def history(self) -> pd.DataFrame:
         return self.table(HISTORY)
@@ -161,6 +173,31 @@ class RunStore:
                 write_csv(self.path / name, pd.concat([self.table(name), pd.DataFrame(rows)], ignore_index=True))
         runs = pd.concat([self.runs(), pd.DataFrame([row])], ignore_index=True)
         write_csv(self.path / RUNS, runs)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """One process writes a run at a time; a lock left by a dead process is taken over."""
+        path = self.path / ".lock"
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                break
+            except FileExistsError:
+                try:
+                    pid = int(path.read_text().strip() or 0)
+                    os.kill(pid, 0)
+                except (ValueError, ProcessLookupError, FileNotFoundError):
+                    path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                raise ConfigError(f"run dir: '{self.path}' is being written by process {pid}")
+        else:
+            raise ConfigError(f"run dir: cannot lock '{self.path}'")
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        try:
+            yield self
+        finally:
+            path.unlink(missing_ok=True)
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.path / name, text)

@@ -1,6 +1,7 @@
 """Runs one (task, model, lambda, seed) cell under a protocol, exactly as the original script."""
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -40,6 +41,11 @@ class TrainResult:
     seconds: float
     history: list = field(default_factory=list)
     model: torch.nn.Module | None = None  # the weights whose accuracy is reported
+    usage_model: torch.nn.Module | None = None  # the weights whose usage is reported, if not `model`
+
+    @property
+    def model_for_usage(self) -> torch.nn.Module:
+        return self.usage_model if self.usage_model is not None else self.model
 
     def summary(self) -> dict:
         return {k: getattr(self, k) for k in ("accuracy", "usage", "usage_per_layer", "params",
@@ -53,17 +59,18 @@ def usage_of(gates) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model, batches) -> tuple[float, list]:
-    """Accuracy at the scored positions and per-layer usage (mean over batches), argmax routing."""
+    """Accuracy at the scored positions and per-layer usage (mean over every sequence x position),
+    argmax routing."""
     model.eval()
-    correct = total = n = 0
+    correct = total = gated = 0
     layer_sum = 0
     for b in batches:
         out = model(b.inputs, b.positions)
         correct += (out.logits.argmax(-1) == b.targets).sum()
         total += b.targets.numel()
-        layer_sum = layer_sum + torch.stack([g.mean() for g in out.gates])
-        n += 1
-    return float(correct) / total, (layer_sum / n).tolist()
+        layer_sum = layer_sum + torch.stack([g.sum() for g in out.gates])
+        gated += out.gates[0].numel()
+    return float(correct) / total, (layer_sum / gated).tolist()
 
 
 class Trainer:
@@ -165,7 +172,11 @@ class Trainer:
                     break
         n1 = len(self.history)
         if not solved:
-            return self._result(self._restore_best(), rec, n1, 0, False, t0)
+            # the original reports (best phase-1 accuracy, LAST usage): keep the last weights for usage
+            last = copy.deepcopy(self.model)
+            result = self._result(self._restore_best(), rec, n1, 0, False, t0)
+            result.usage_model = last
+            return result
         epochs2 = p.phase2_epochs
         with self._bar("phase 2", epochs2) as bar:
             for e in range(1, epochs2 + 1):

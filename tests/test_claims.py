@@ -29,7 +29,9 @@ def test_registry_has_every_claim_of_the_spec():
     expected = ({f"T1-attn-{d}" for d in (126, 254, 510, 1022, 2046)} | {f"T1-conv-{d}" for d in (126, 254, 510, 1022, 2046)}
                 | {f"T1-r0{x}-{d}" for x in (1, 5) for d in (126, 254, 510, 1022, 2046)}
                 | {f"T2-const0{x}-{d}" for x in (1, 5) for d in (126, 254)} | {"M-conv-30", "M-conv-62"}
-                | {f"H-savings-126-{r}" for r in ("notional", "executed", "latency")})
+                | {f"H-savings-126-{r}" for r in ("notional", "executed", "latency")}
+                | {f"H-savings-254-510-{r}" for r in ("notional", "executed", "latency")}
+                | {f"T2-curr0{x}-{d}" for x in (1, 5) for d in (126, 254)})
     assert expected <= ids
 
 
@@ -41,7 +43,7 @@ def test_pass_with_three_agreeing_seeds():
 
 
 def test_fail_when_the_interval_is_on_the_wrong_side():
-    v = verdicts(pd.concat([rows("conv", [0.30]), rows("routed", [0.995, 0.997, 0.999], usage=[0.25, 0.25, 0.25], lam=0.5)]))
+    v = verdicts(pd.concat([rows("conv", [0.30]), rows("routed", [0.995, 0.997, 0.999], usage=[0.25, 0.24, 0.26], lam=0.5)]))
     assert v.loc["T1-conv-126", "verdict"] == "FAIL"
     assert "Wilson over 3000 test examples" in v.loc["T1-conv-126", "details"]
     # accuracy holds, usage does not: the claim fails
@@ -63,7 +65,7 @@ def test_inconclusive_when_the_interval_straddles():
 def test_not_run_and_missing_metrics():
     v = verdicts(rows("attn", [1.0]))
     assert v.loc["T1-conv-126", "verdict"] == "NOT-RUN" and v.loc["T1-attn-254", "verdict"] == "NOT-RUN"
-    v = verdicts(rows("routed", [1.0], usage=0.001, lam=0.5))
+    v = verdicts(rows("routed", [1.0, 1.0, 1.0], usage=[0.001, 0.002, 0.001], lam=0.5))
     assert v.loc["H-savings-126-notional", "verdict"] == "PASS"
     assert v.loc["H-savings-126-executed", "verdict"] == "NOT-RUN"
     assert "not measured" in v.loc["H-savings-126-executed", "note"]
@@ -103,3 +105,32 @@ def test_bad_registry(tmp_path):
     p.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match="unknown key 'extra'"):
         load_registry(p)
+
+
+def test_one_seed_decides_accuracy_but_not_usage():
+    v = verdicts(rows("routed", [1.0], usage=0.001, lam=0.5))
+    assert v.loc["T1-r05-126", "verdict"] == "INCONCLUSIVE"
+    assert "fewer than 3" in v.loc["T1-r05-126", "note"]
+    assert "accuracy >= 0.98: 1.0000" in v.loc["T1-r05-126", "details"] and "-> PASS" in v.loc["T1-r05-126", "details"]
+
+
+def test_a_fail_caused_by_the_epoch_cap_is_inconclusive():
+    capped = rows("routed", [0.5, 0.6, 0.4], usage=[0.3, 0.3, 0.3], lam=0.5, epoch_cap=10, epochs_phase1=10,
+                  phase2_ran=False, val_accuracy=0.6)
+    v = verdicts(capped.assign(epoch_cap=10))
+    assert v.loc["T1-r05-126", "verdict"] == "INCONCLUSIVE" and "epoch cap" in v.loc["T1-r05-126", "note"]
+    # the same numbers without a cap fail
+    assert verdicts(capped.assign(epoch_cap=None)).loc["T1-r05-126", "verdict"] == "FAIL"
+    # a capped baseline that stayed at chance still decides 'at chance', with the cut noted
+    conv = rows("conv", [0.01], usage=0.0, epochs_phase1=10, phase2_ran=False, val_accuracy=0.02).assign(epoch_cap=10)
+    v = verdicts(conv)
+    assert v.loc["T1-conv-126", "verdict"] == "PASS" and "cut: epoch cap" in v.loc["T1-conv-126", "note"]
+
+
+def test_a_claim_over_two_distances_needs_both():
+    only_254 = rows("routed", [1.0, 1.0, 1.0], usage=[0.1, 0.1, 0.1], lam=0.1, distance=254)
+    v = verdicts(only_254, {"name": "paper", "decides_claims": True})
+    assert v.loc["H-savings-254-510-notional", "verdict"] == "INCONCLUSIVE"
+    assert "distance=510" in v.loc["H-savings-254-510-notional", "note"]
+    both = pd.concat([only_254, rows("routed", [1.0, 1.0, 1.0], usage=[0.1, 0.1, 0.1], lam=0.1, distance=510)])
+    assert verdicts(both, {"name": "paper", "decides_claims": True}).loc["H-savings-254-510-notional", "verdict"] == "PASS"

@@ -61,3 +61,35 @@ def test_train_json_end_to_end():
                         "epochs_phase2", "seconds"}
     assert len(row["usage_per_layer"]) == 1 and 0 <= row["accuracy"] <= 1
     assert row["lambda_target"] == 0.5 and row["seed"] == 3
+
+
+def test_flops_csv_has_every_part_reading_and_total(capsys):
+    assert main(["flops", "--model", "routed", "--seq-len", "512", "--usage", "0.01", "--format", "csv",
+                 "--no-check"]) == 0
+    df = __import__("pandas").read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert list(df.columns) == ["part", "reading", "macs"]
+    assert set(df["reading"]) == {"dense", "causal", "executed"}
+    assert {"attention_core", "total", "router", "ffn", "head", "conv"} <= set(df["part"])
+    for reading, g in df.groupby("reading"):
+        parts = g.set_index("part")["macs"]
+        assert parts["total"] == parts.drop("total").sum()
+    # usage 0.01 at T = 512: the last 5 positions of each of the 4 layers; K/V for all 512
+    core = df[(df.part == "attention_core")].set_index("reading")["macs"]
+    assert core["dense"] == core["executed"] == 4 * 2 * 128 * 5 * 512
+    assert core["causal"] == 4 * 2 * 128 * sum(range(508, 513))
+
+
+def test_flops_table_is_cross_checked(capsys):
+    assert main(["flops", "--model", "routed", "--seq-len", "40", "--d-model", "32", "--n-heads", "2",
+                 "--n-layers", "1", "--kernel-size", "8"]) == 0
+    assert "checked: closed form == fvcore == FlopCounterMode / 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["flops", "--model", "attn", "--seq-len", "64", "--usage", "0.5"], "usage: only the routed model"),
+    (["flops", "--model", "routed", "--seq-len", "64", "--usage", "1.5"], "usage: must be in [0, 1]"),
+    (["flops", "--model", "routed", "--seq-len", "0"], "--seq-len: must be a positive integer"),
+])
+def test_flops_bad_input(args, needle, capsys):
+    assert main(args) == 2
+    assert needle in capsys.readouterr().err

@@ -44,7 +44,7 @@ def gate_patterns(T):
 
 
 @pytest.mark.parametrize("pattern", ["none", "one-query", "mixed", "all"])
-@pytest.mark.parametrize("T", [32, 128])
+@pytest.mark.parametrize("T", [32, 128, 512])
 def test_sparse_routed_three_ways(pattern, T):
     routed = gate_patterns(T)[pattern]
     m = build_model("routed").eval().set_execution("sparse")

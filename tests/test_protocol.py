@@ -90,6 +90,9 @@ def test_phase2_is_skipped_when_phase1_never_solves(monkeypatch):
     assert not r.phase2_ran and r.epochs_phase1 == 25 and r.epochs_phase2 == 0
     assert r.accuracy == max(accs) and seen == [0.0] * 25
     assert r.usage == 0.375 and r.usage_per_layer == [0.5, 0.25]
+    # accuracy from the best epoch's weights, usage from the last epoch's
+    assert r.usage_model is not None and r.model_for_usage is r.usage_model
+    assert not all(torch.equal(a, b) for a, b in zip(r.model.parameters(), r.usage_model.parameters()))
 
 
 def test_exactly_099_is_not_solved(monkeypatch):
@@ -157,3 +160,20 @@ def test_reported_model_is_the_best_epoch_for_baselines(monkeypatch):
     for p, best in zip(r.model.parameters(), snapshots[1]):
         assert torch.equal(p, best)
     assert not all(torch.equal(p, q) for p, q in zip(r.model.parameters(), snapshots[-1]))
+
+
+def test_evaluation_usage_weights_every_position_equally():
+    from baselines import build_model
+    from suite.trainer import evaluate
+    m = build_model("routed", SMALL)
+    task = make_task("assoc_recall", distance=14)
+    batches = task.fixed_set("test", 0, 4, 3)  # sizes 3 and 1
+    gates = {3: torch.zeros(3, 16), 1: torch.ones(1, 16)}
+
+    class Forced(torch.nn.Module):
+        def forward(self, ids, positions=None):
+            out = m(ids, positions)
+            g = gates[ids.shape[0]]
+            return type(out)(out.logits, (g, g))
+    _, per_layer = evaluate(Forced(), batches)
+    assert per_layer == [0.25, 0.25]  # 16 of 64 positions, not the mean of batch means (0.5)

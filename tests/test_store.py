@@ -64,3 +64,26 @@ def test_unfinished_run_is_found_and_bad_dirs_rejected(tmp_path):
     f.write_text("x")
     with pytest.raises(ConfigError, match="is not a directory"):
         RunStore.create(f, "x", {})
+
+
+def test_a_run_is_written_by_one_process_at_a_time(tmp_path):
+    s = RunStore.create(tmp_path, "r1", {"run_id": "r1", "profile": {"name": "t"}})
+    with s.lock():
+        assert (s.path / ".lock").read_text() == str(os.getpid())
+        with pytest.raises(ConfigError, match="is being written by process"):
+            with s.lock():
+                pass
+    assert not (s.path / ".lock").exists()
+    # a lock left by a process that no longer exists is taken over
+    (s.path / ".lock").write_text("999999999")
+    with s.lock():
+        pass
+
+
+def test_all_digit_hashes_stay_strings(tmp_path):
+    s = RunStore.create(tmp_path, "r1", {"run_id": "r1", "profile": {"name": "t"}})
+    s.append_cell(row("0123456789012345"), [{"config_hash": "0123456789012345", "epoch": 1}])
+    assert s.finished_cells() == {"0123456789012345"}
+    assert read_runs(s.path)["config_hash"].iloc[0] == "0123456789012345"
+    with pytest.raises(RuntimeError, match="already stored"):
+        s.append_cell(row("0123456789012345"), [])
