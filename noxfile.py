@@ -32,7 +32,7 @@ def bench(session):
     """Speed benchmarks: training step (ours vs the plain transcription) and inference latency
     beside executed FLOPs (writes results/<version>/bench/latency.csv). Filter with -- -k ..."""
     install(session)
-    args = session.posargs or ["--benchmark-group-by=param:model,param:seq_len",
+    args = session.posargs or ["--benchmark-group-by=func,param:seq_len",
                                "--benchmark-columns=median,min,max,rounds",
                                "--benchmark-sort=name"]
     session.run("python", "-m", "pytest", "tests/test_bench_step.py", "tests/test_bench_latency.py",

@@ -193,12 +193,17 @@ def check_claims(runs: pd.DataFrame, profile: dict, registry: list[dict]) -> pd.
         if caps:
             notes.append(f"cut: epoch cap {caps} on the baseline / phase-1 budget")
         first = checks[0][1]
-        success = ""
+        success = []
         if c["success"] is not None:
             s = c["success"]
             vals = g[s.metric].astype(float)
             ok = int(sum(s.decide(v, v, v) == "PASS" for v in vals))
-            success = f"{ok}/{len(vals)} seeds {s.metric} {s.comparator} {s.threshold:g}"
+            success.append(f"{ok}/{len(vals)} seeds {s.metric} {s.comparator} {s.threshold:g}")
+        if len(c["checks"]) > 1 and all(ch.metric in g.columns for ch in c["checks"]):
+            every = sum(all(ch.decide(v, v, v) == "PASS" for ch, v in zip(c["checks"], seed))
+                        for seed in zip(*(g[ch.metric].astype(float) for ch in c["checks"])))
+            success.append(f"{every}/{len(g)} seeds meet every check")
+        success = "; ".join(success)
         details = "; ".join(
             f"{ch.text()}: " + ("not measured" if m is None else f"{m[0]:.4f} [{m[1]:.4f}, {m[2]:.4f}] {m[3]} -> {v}")
             for ch, m, v, _ in checks)

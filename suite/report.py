@@ -45,6 +45,8 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
                 ours = pct(acc) if lam is None else f"{pct(acc)} ({pct(cell['usage'].mean())} attn)"
                 if len(cell) > 1:
                     ours += f" n={len(cell)}"
+                    if lam is not None:  # usage is often bimodal over seeds: show the spread
+                        ours += f", usage {pct(cell['usage'].min())}-{pct(cell['usage'].max())}"
                 if stopped_by_cut(cell):
                     ours += " (stopped by the epoch cap)"
             pub = PUBLISHED_T1.get(d, ("",) * 4)[i]
@@ -57,10 +59,16 @@ CLAIM_COLUMNS = ["claim_id", "claim", "published", "measured", "low", "high", "n
 
 
 def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
-    df = claims[CLAIM_COLUMNS].copy()
+    """The claims this run measured (NOT-RUN ones are listed by `not_run_line`)."""
+    df = claims[claims["verdict"] != "NOT-RUN"][CLAIM_COLUMNS].copy()
     for col in ("measured", "low", "high"):
         df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
     return df
+
+
+def not_run_line(claims: pd.DataFrame) -> str:
+    ids = claims.loc[claims["verdict"] == "NOT-RUN", "claim_id"].tolist()
+    return f"NOT-RUN ({len(ids)}, no such cell in this run): {', '.join(ids)}" if ids else ""
 
 
 def verdict_counts(claims: pd.DataFrame) -> str:
@@ -144,9 +152,12 @@ def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.Da
         "",
         claims_table(claims).to_markdown(index=False),
         "",
+        not_run_line(claims),
+        "",
         "### Details",
         "",
-        claims[["claim_id", "comparator", "details", "seed_success", "note"]].to_markdown(index=False),
+        claims[claims["verdict"] != "NOT-RUN"][["claim_id", "comparator", "details", "seed_success", "note"]]
+        .to_markdown(index=False),
         "",
         "## The original's main table, reproduced",
         "",

@@ -17,7 +17,7 @@ from .figures import render_figures
 from .errors import ConfigError
 from .profiles import Cell, Profile, load_profile, parse_profile
 from .provenance import data_fingerprint, environment, utc_now
-from .report import claims_table, main_table, report_markdown, verdict_counts
+from .report import claims_table, main_table, not_run_line, report_markdown, verdict_counts
 from .stats import wilson
 from .store import CLAIMS, REPORT, RunStore, write_csv
 from .trainer import Trainer, evaluate
@@ -161,7 +161,10 @@ def check_and_report(store: RunStore):
 def print_summary(runs, claims, out=None) -> None:
     out = out or sys.stdout
     print("\nClaims (" + verdict_counts(claims) + ")", file=out)
-    print(claims_table(claims).to_string(index=False), file=out)
+    table = claims_table(claims)
+    if not table.empty:
+        print(table.to_string(index=False), file=out)
+    print(not_run_line(claims), file=out)
     table = main_table(runs)
     if not table.empty:
         print("\nThe original's main table (ours | published):", file=out)

@@ -75,5 +75,7 @@ def test_inference_latency(benchmark, case, seq_len, batch):
         benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
     benchmark.extra_info.update(model=model, execution=execution, usage=usage, seq_len=seq_len, batch=batch,
                                 macs=macs * batch)
-    ROWS.append({"model": model, "execution": execution, "usage": usage, "seq_len": seq_len, "batch": batch,
+    u = None if usage is None else (1.0 / seq_len if USAGES[usage] is None else USAGES[usage])
+    ROWS.append({"model": model, "execution": execution, "case": usage or execution, "usage": u,
+                 "seq_len": seq_len, "batch": batch,
                  "device": str(DEVICE), "median_ms": benchmark.stats.stats.median * 1e3, "macs": macs * batch})

@@ -48,6 +48,7 @@ def test_fail_when_the_interval_is_on_the_wrong_side():
     assert "Wilson over 3000 test examples" in v.loc["T1-conv-126", "details"]
     # accuracy holds, usage does not: the claim fails
     assert v.loc["T1-r05-126", "verdict"] == "FAIL"
+    assert v.loc["T1-r05-126", "seed_success"] == "3/3 seeds accuracy >= 0.99; 0/3 seeds meet every check"
     assert v.loc["H-savings-126-notional", "verdict"] == "FAIL"
     assert v.loc["H-savings-126-notional", "measured"] == pytest.approx(0.75)
 
@@ -134,3 +135,9 @@ def test_a_claim_over_two_distances_needs_both():
     assert "distance=510" in v.loc["H-savings-254-510-notional", "note"]
     both = pd.concat([only_254, rows("routed", [1.0, 1.0, 1.0], usage=[0.1, 0.1, 0.1], lam=0.1, distance=510)])
     assert verdicts(both, {"name": "paper", "decides_claims": True}).loc["H-savings-254-510-notional", "verdict"] == "PASS"
+
+
+def test_bimodal_usage_is_inconclusive_and_the_seed_count_says_why():
+    v = verdicts(rows("routed", [1.0, 1.0, 1.0], usage=[0.0025, 0.2498, 0.2560], lam=0.5))
+    assert v.loc["T1-r05-126", "verdict"] == "INCONCLUSIVE"
+    assert v.loc["T1-r05-126", "seed_success"] == "3/3 seeds accuracy >= 0.99; 1/3 seeds meet every check"
