@@ -137,15 +137,20 @@ def _mask_fraction(mask, B: int, H: int, L: int, S: int) -> tuple[int, int]:
     return int(keep.expand(B, H, L, S).sum()), B * H * L * S
 
 
+def _read(dense: int, query, key, is_causal: bool, attn_mask, reading: str) -> int:
+    """Scale torch's dense SDPA count to the reading (mask-aware for 'causal')."""
+    B, H, L, _ = query.shape
+    S = key.shape[2]
+    if reading == "causal" and attn_mask is not None and not is_causal:
+        kept, pairs = _mask_fraction(attn_mask, B, H, L, S)
+        return dense * kept // pairs
+    return dense * _pairs(L, S, is_causal, reading) // (L * S)
+
+
 def _flash_cpu(reading: str):
     def count(query, key, value, dropout_p=0.0, is_causal=False, *, attn_mask=None, scale=None, out_val=None):
-        B, H, L, E = query.shape
-        S = key.shape[2]
         dense = sdpa_flop_count(query.shape, key.shape, value.shape)
-        if reading == "causal" and attn_mask is not None and not is_causal:
-            kept, pairs = _mask_fraction(attn_mask, B, H, L, S)
-            return dense * kept // pairs
-        return dense * _pairs(L, S, is_causal, reading) // (L * S)
+        return _read(dense, query, key, is_causal, attn_mask, reading)
     count._get_raw = True
     return count
 
@@ -153,13 +158,8 @@ def _flash_cpu(reading: str):
 def _flash_cpu_backward(reading: str):
     def count(grad_out, query, key, value, out, logsumexp, dropout_p, is_causal, *, attn_mask=None,
               scale=None, out_val=None):
-        B, H, L, E = query.shape
-        S = key.shape[2]
         dense = sdpa_backward_flop_count(grad_out.shape, query.shape, key.shape, value.shape)
-        if reading == "causal" and attn_mask is not None and not is_causal:
-            kept, pairs = _mask_fraction(attn_mask, B, H, L, S)
-            return dense * kept // pairs
-        return dense * _pairs(L, S, is_causal, reading) // (L * S)
+        return _read(dense, query, key, is_causal, attn_mask, reading)
     count._get_raw = True
     return count
 
