@@ -84,7 +84,7 @@ def plan_text(profile: Profile, device: torch.device, bounds: list[float], done:
         lines.append(f"{i:>3}  {cell.describe():<62} {max_epochs(cell):>10} {b / 60:>8.1f}{mark}")
     todo = sum(b for c, b in zip(profile.cells, bounds) if c.config_hash(profile.test_sequences) not in done)
     lines.append("")
-    lines.append(f"Estimated duration: at most {todo / 60:.0f} min for the cells still to run "
+    lines.append(f"Estimated duration: at most {todo / 60:.{0 if todo >= 600 else 1}f} min for the cells still to run "
                  f"(every cell running its whole epoch budget, from a measured step time; "
                  f"cells that solve early stop sooner)")
     return "\n".join(lines)
