@@ -68,7 +68,7 @@ def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
 
 def not_run_line(claims: pd.DataFrame) -> str:
     ids = claims.loc[claims["verdict"] == "NOT-RUN", "claim_id"].tolist()
-    return f"NOT-RUN ({len(ids)}, no such cell in this run): {', '.join(ids)}" if ids else ""
+    return f"NOT-RUN ({len(ids)}, no faithful cell of the claim in this run): {', '.join(ids)}" if ids else ""
 
 
 def verdict_counts(claims: pd.DataFrame) -> str:

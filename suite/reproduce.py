@@ -84,9 +84,10 @@ def plan_text(profile: Profile, device: torch.device, bounds: list[float], done:
         lines.append(f"{i:>3}  {cell.describe():<62} {max_epochs(cell):>10} {b / 60:>8.1f}{mark}")
     todo = sum(b for c, b in zip(profile.cells, bounds) if c.config_hash(profile.test_sequences) not in done)
     lines.append("")
-    lines.append(f"Estimated duration: at most {todo / 60:.{0 if todo >= 600 else 1}f} min for the cells still to run "
-                 f"(every cell running its whole epoch budget, from a measured step time; "
-                 f"cells that solve early stop sooner)")
+    bound = f"{todo / 60:.0f} min" if todo >= 60 else f"{todo:.0f} s"
+    lines.append(f"Estimated duration: at most {bound} of training and evaluation for the cells still to run "
+                 f"(every cell running its whole epoch budget, from a measured step time; cells that solve "
+                 f"early stop sooner; compute readings and figures add a few seconds per cell)")
     return "\n".join(lines)
 
 
@@ -166,9 +167,12 @@ def print_summary(runs, claims, out=None) -> None:
         print(table.to_string(index=False), file=out)
     print(not_run_line(claims), file=out)
     table = main_table(runs)
-    if not table.empty:
+    faithful = not runs.empty and bool(runs["faithful_model"].astype(bool).any())
+    if not table.empty and faithful:
         print("\nThe original's main table (ours | published):", file=out)
         print(table.to_string(index=False), file=out)
+    else:
+        print("\nThe original's main table: no cell of this run uses the faithful model", file=out)
 
 
 def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, device: torch.device,
