@@ -127,7 +127,7 @@ def test_rerun_without_resume_continues_the_unfinished_run(tmp_path, capsys):
     (lambda t: ["claims", str(t)], "is not a results run"),
     (lambda t: ["claims", str(t / "run"), "--claims-file", str(t / "claims.json")], "unknown comparator 'about'"),
 ])
-def test_bad_input_stops_before_any_work(tmp_path, capsys, make_args, needle):
+def test_bad_input_stops_before_any_work(tmp_path, capsys, monkeypatch, make_args, needle):
     (tmp_path / "file").write_text("x")
     (tmp_path / "bad.json").write_text(json.dumps({"name": "bad", "grid": [
         {"task": "assoc_recall", "distances": [1], "models": ["attn"], "seeds": [0]}]}))
@@ -137,7 +137,7 @@ def test_bad_input_stops_before_any_work(tmp_path, capsys, make_args, needle):
         "id": "x", "source": "T1", "claim": "c", "published": "1%", "select": {}, "profiles": [],
         "checks": [{"metric": "accuracy", "comparator": "about", "threshold": 0.1}]}]}))
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert main(make_args(tmp_path)) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
