@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -50,6 +51,10 @@ class TrainResult:
     def summary(self) -> dict:
         return {k: getattr(self, k) for k in ("accuracy", "usage", "usage_per_layer", "params",
                                               "epochs_phase1", "epochs_phase2", "phase2_ran", "seconds")}
+
+
+#: a terminal redraws the bar often; a log file (nox output redirected, CI) gets a line every 30 s
+BAR_INTERVAL = 0.1 if sys.stderr.isatty() else 30.0
 
 
 def usage_of(gates) -> torch.Tensor:
@@ -148,7 +153,8 @@ class Trainer:
 
     def _bar(self, phase_name: str, epochs: int):
         return tqdm(total=epochs * self.protocol.steps_per_epoch, desc=f"{self.desc}{phase_name}",
-                    disable=not self.progress, leave=False, unit="step", dynamic_ncols=True)
+                    disable=not self.progress, leave=False, unit="step", dynamic_ncols=True,
+                    mininterval=BAR_INTERVAL)
 
     # -- the protocol ------------------------------------------------------------------------
     def run(self) -> TrainResult:
