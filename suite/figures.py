@@ -206,6 +206,31 @@ def _dodge(i: int, k: int, step: float = 0.09) -> float:
     return 2 ** ((i - (k - 1) / 2) * step)
 
 
+def _series(ax, g, i: int, k: int, style, summarise, clip, published, seed_dots: str | None = None) -> None:
+    """One series over distance: mean and interval per distance (dodged), a thin line through
+    the means, hollow published markers beside them, and its legend entry with seed counts."""
+    label, colour, marker = style
+    xs, ys, ns = [], [], []
+    for d, cell in g.groupby("distance", sort=True):
+        s = summarise(cell)
+        if s is None:
+            continue
+        x = d * _dodge(i, k)
+        _errorbar(ax, x, s, colour, marker, clip=clip, zorder=3)
+        if seed_dots and s[3] > 1:
+            ax.plot([x] * len(cell), cell[seed_dots], linestyle="none", marker=".", markersize=2,
+                    color=colour, alpha=0.5, zorder=2)
+        xs.append(x)
+        ys.append(max(s[0], clip[0]))
+        ns.append(s[3])
+    if xs:
+        ax.plot(xs, ys, color=colour, linewidth=0.8, alpha=0.7)
+    if published is not None:
+        ax.plot([d * _dodge(i, k) * 2 ** 0.05 for d, _ in published], [v for _, v in published],
+                linestyle="none", marker=marker, color=colour, **PUBLISHED_MARKER)
+    ax.plot([], [], color=colour, marker=marker, label=_legend_label(label, ns))
+
+
 # -- figures ------------------------------------------------------------------------------------
 def accuracy_vs_distance(run: Run):
     """Main table, accuracy (claims T1-attn, T1-conv, T1-r01, T1-r05): the original published
@@ -220,28 +245,10 @@ def accuracy_vs_distance(run: Run):
     fig = new_figure(SINGLE_COLUMN_IN, 3.0)
     ax = fig.add_subplot()
     for i, key in enumerate(styles):
-        label, colour, marker = styles[key]
-        g = rows[rows["_key"] == key]
-        xs, ys, ns = [], [], []
-        for d, cell in g.groupby("distance", sort=True):
-            s = _summary(cell["accuracy"], cell["accuracy_low"], cell["accuracy_high"])
-            if s is None:
-                continue
-            x = d * _dodge(i, len(styles))
-            _errorbar(ax, x, s, colour, marker, zorder=3)
-            if s[3] > 1:
-                ax.plot([x] * len(cell), cell["accuracy"], linestyle="none", marker=".", markersize=2,
-                        color=colour, alpha=0.5, zorder=2)
-            xs.append(x)
-            ys.append(s[0])
-            ns.append(s[3])
-        if xs:
-            ax.plot(xs, ys, color=colour, linewidth=0.8, alpha=0.7)
-        if pub:
-            px = [d * _dodge(i, len(styles)) * 2 ** 0.05 for d in distances if (d, key) in PUBLISHED]
-            py = [PUBLISHED[(d, key)][0] for d in distances if (d, key) in PUBLISHED]
-            ax.plot(px, py, linestyle="none", marker=marker, color=colour, **PUBLISHED_MARKER)
-        ax.plot([], [], color=colour, marker=marker, label=_legend_label(label, ns))
+        published = [(d, PUBLISHED[(d, key)][0]) for d in distances if (d, key) in PUBLISHED] if pub else None
+        _series(ax, rows[rows["_key"] == key], i, len(styles), styles[key],
+                lambda cell: _summary(cell["accuracy"], cell["accuracy_low"], cell["accuracy_high"]),
+                (0.0, 1.0), published, seed_dots="accuracy")
     if pub:
         ax.axhline(CHANCE, **REFERENCE_LINE)
         ax.text(distances[0], CHANCE + 0.02, "chance", color=GREY, fontsize=6)
@@ -266,26 +273,9 @@ def usage_vs_distance(run: Run):
     fig = new_figure(SINGLE_COLUMN_IN, 3.0)
     ax = fig.add_subplot()
     for i, key in enumerate(styles):
-        label, colour, marker = styles[key]
-        g = routed[routed["_key"] == key]
-        xs, ys, ns = [], [], []
-        for d, cell in g.groupby("distance", sort=True):
-            s = _summary(cell["usage"])
-            if s is None:
-                continue
-            x = d * _dodge(i, len(styles))
-            _errorbar(ax, x, s, colour, marker, clip=(USAGE_FLOOR, 1.0), zorder=3)
-            xs.append(x)
-            ys.append(max(s[0], USAGE_FLOOR))
-            ns.append(s[3])
-        if xs:
-            ax.plot(xs, ys, color=colour, linewidth=0.8, alpha=0.7)
-        if pub:
-            pts = [(d * _dodge(i, len(styles)) * 2 ** 0.05, PUBLISHED[(d, key)][1])
-                   for d in distances if (d, key) in PUBLISHED]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="none", marker=marker, color=colour,
-                    **PUBLISHED_MARKER)
-        ax.plot([], [], color=colour, marker=marker, label=_legend_label(label, ns))
+        published = [(d, PUBLISHED[(d, key)][1]) for d in distances if (d, key) in PUBLISHED] if pub else None
+        _series(ax, routed[routed["_key"] == key], i, len(styles), styles[key],
+                lambda cell: _summary(cell["usage"]), (USAGE_FLOOR, 1.0), published)
     ref = routed if len(routed) else rows
     offset = float((ref["seq_len"] - ref["distance"]).median())
     grid = np.geomspace(distances[0] / 1.2, distances[-1] * 1.2, 64)
