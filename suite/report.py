@@ -96,7 +96,8 @@ def compute_section(runs: pd.DataFrame) -> list[str]:
     return ["## Compute: savings three ways", "",
             "Forward MACs of one sequence (logits at every position; LayerNorm and elementwise work not "
             "counted) under the routing each test sequence actually received, with routed layers that "
-            "really skip (sparse execution); the original computes both branches everywhere ('original "
+            "really skip (sparse execution), each sequence run alone (a batch also pays for padded query rows); "
+            "the original computes both branches everywhere ('original "
             "(dense)'). Savings against AttnOnly at the same length: notional = 1 - usage (as published), "
             "executed = 1 - executed MACs / AttnOnly's, latency = 1 - measured time / AttnOnly's (median of "
             "interleaved runs on one test batch, same process). Training FLOPs (2 per MAC, forward + "
