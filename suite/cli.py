@@ -161,20 +161,13 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_claims(a) -> int:
-    from .claims import REGISTRY, check_claims, load_registry
-    from .reproduce import print_summary
-    from .report import report_markdown
-    from .store import CLAIMS, REPORT, RunStore, write_csv
+    from .claims import REGISTRY, load_registry
+    from .reproduce import check_and_report, print_summary
+    from .store import RunStore
 
     store = RunStore.open(a.run_dir)
-    registry = load_registry(a.claims_file or REGISTRY)
-    manifest = store.manifest()
-    runs = store.runs()
-    claims = check_claims(runs, manifest["profile"], registry)
+    runs, claims = check_and_report(store, load_registry(a.claims_file or REGISTRY), write=a.write, figures=False)
     print_summary(runs, claims)
-    if a.write:
-        write_csv(store.path / CLAIMS, claims)
-        store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims, store.path))
     return 0
 
 

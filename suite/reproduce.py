@@ -145,17 +145,20 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
 
 
 # -- the whole job ----------------------------------------------------------------------------------
-def check_and_report(store: RunStore):
-    """claims.csv, the figures (from the stored files only), then REPORT.md embedding them."""
+def check_and_report(store: RunStore, registry: list | None = None, write: bool = True, figures: bool = True):
+    """Verdicts of a stored run; with `write`: claims.csv, the figures (from the stored files
+    only, if `figures`), then REPORT.md embedding whatever figures exist."""
     manifest = store.manifest()
     runs = store.runs()
-    claims = check_claims(runs, manifest["profile"], load_registry())
-    write_csv(store.path / CLAIMS, claims)
-    try:
-        render_figures(store.path)
-    except ConfigError as e:
-        print(f"figures: not drawn: {e}", file=sys.stderr)
-    store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims, store.path))
+    claims = check_claims(runs, manifest["profile"], registry if registry is not None else load_registry())
+    if write:
+        write_csv(store.path / CLAIMS, claims)
+        if figures:
+            try:
+                render_figures(store.path)
+            except ConfigError as e:
+                print(f"figures: not drawn: {e}", file=sys.stderr)
+        store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims, store.path))
     return runs, claims
 
 
