@@ -10,9 +10,9 @@ import pandas as pd
 from baselines import MODELS, ModelConfig, build_model, count_params
 from tasks import TASKS, make_task
 
-from .devices import DEVICES, resolve_device
-from .errors import INPUT_ERRORS, ConfigError
-from .protocol import PROTOCOLS, get_protocol
+from suite.run.devices import DEVICES, resolve_device
+from suite.errors import INPUT_ERRORS, ConfigError
+from suite.run.protocol import PROTOCOLS, get_protocol
 
 
 class Parser(argparse.ArgumentParser):
@@ -118,7 +118,7 @@ def build_parser() -> Parser:
 
 
 def cmd_train(a) -> int:
-    from .trainer import train
+    from suite.run.trainer import train
 
     task = make_task(a.task, distance=a.distance)
     cfg = ModelConfig(**{f: getattr(a, f) for f in MODEL_FLAGS if getattr(a, f) is not None})
@@ -155,15 +155,15 @@ def cmd_tasks(a) -> int:
 
 
 def cmd_reproduce(a) -> int:
-    from .reproduce import reproduce
+    from suite.commands.reproduce import reproduce
     return reproduce(a.profile, a.results_dir, a.resume, resolve_device(a.device), dry_run=a.dry_run,
                      fresh=a.fresh, progress=not a.quiet)
 
 
 def cmd_claims(a) -> int:
-    from .claims import REGISTRY, load_registry
-    from .reproduce import check_and_report, print_summary
-    from .store import RunStore
+    from suite.judge.claims import REGISTRY, load_registry
+    from suite.commands.reproduce import check_and_report, print_summary
+    from suite.run.store import RunStore
 
     store = RunStore.open(a.run_dir)
     runs, claims = check_and_report(store, load_registry(a.claims_file or REGISTRY), write=a.write, figures=False)
@@ -172,12 +172,12 @@ def cmd_claims(a) -> int:
 
 
 def cmd_flops(a) -> int:
-    from .flops_cli import run
+    from suite.compute.cli import run
     return run(a)
 
 
 def cmd_figures(a) -> int:
-    from .figures import main as figures_main
+    from suite.figures.draw import main as figures_main
     argv = [*a.run_dirs, "--results-dir", a.results_dir] + (["--latency-csv", a.latency_csv] if a.latency_csv else [])
     return figures_main(argv)
 

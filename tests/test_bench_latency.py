@@ -11,10 +11,10 @@ import torch
 
 from baselines import ModelConfig, build_model
 from suite import __version__
-from suite.devices import resolve_device
-from suite.flops_cli import last_positions
-from suite.flops_formulas import model_macs
-from suite.store import write_csv
+from suite.run.devices import resolve_device
+from suite.compute.cli import last_positions
+from suite.compute.formulas import model_macs
+from suite.run.store import write_csv
 
 CFG = ModelConfig()
 DEVICE = resolve_device("auto")

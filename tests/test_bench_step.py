@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from baselines import MODELS, ModelConfig, build_model
 from reference import RefLM
-from suite.protocol import FAITHFUL
+from suite.run.protocol import FAITHFUL
 from tasks import make_task
 
 

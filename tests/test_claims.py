@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from suite.claims import Check, check_claims, load_registry
+from suite.judge.claims import Check, check_claims, load_registry
 from suite.errors import ConfigError
 
 CPU = {"name": "cpu", "decides_claims": True}

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from baselines import ModelConfig, build_model
-from suite.compute import compute_columns, median_latency_ms, routing_counts
-from suite.flops_formulas import model_macs
-from suite.protocol import FAITHFUL
-from suite.trainer import train
+from suite.compute.readings import compute_columns, median_latency_ms, routing_counts
+from suite.compute.formulas import model_macs
+from suite.run.protocol import FAITHFUL
+from suite.run.trainer import train
 from tasks import make_task
 
 CFG = ModelConfig(d_model=16, n_layers=2, n_heads=2, kernel_size=4)

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from baselines import ModelConfig, build_model
-from suite.flops import counter_forward_flops, fvcore_parts, training_step_flops
-from suite.flops_formulas import PARTS, model_macs
+from suite.compute.flops import counter_forward_flops, fvcore_parts, training_step_flops
+from suite.compute.formulas import PARTS, model_macs
 
 FAITHFUL = ModelConfig()
 

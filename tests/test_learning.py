@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 
 from baselines import ModelConfig
-from suite.protocol import FAITHFUL
-from suite.trainer import evaluate, train
+from suite.run.protocol import FAITHFUL
+from suite.run.trainer import evaluate, train
 from tasks import make_task
 
 TINY = ModelConfig(d_model=32, n_layers=2, n_heads=2, kernel_size=4)

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from suite.errors import ConfigError
-from suite.profiles import available_profiles, load_profile, parse_profile
+from suite.run.profiles import available_profiles, load_profile, parse_profile
 
 BASE = {"name": "t", "grid": [{"task": "assoc_recall", "distances": [14], "models": ["attn", "routed"],
                                "lambdas": [0.1, 0.5], "seeds": [0, 1]}]}

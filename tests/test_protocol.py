@@ -3,10 +3,10 @@ import dataclasses
 import pytest
 import torch
 
-from suite import trainer as trainer_mod
+from suite.run import trainer as trainer_mod
 from suite.errors import ConfigError
-from suite.protocol import FAITHFUL, PROTOCOLS, Protocol, get_protocol
-from suite.trainer import Trainer, train
+from suite.run.protocol import FAITHFUL, PROTOCOLS, Protocol, get_protocol
+from suite.run.trainer import Trainer, train
 from tasks import make_task
 from conftest import SMALL
 
@@ -164,7 +164,7 @@ def test_reported_model_is_the_best_epoch_for_baselines(monkeypatch):
 
 def test_evaluation_usage_weights_every_position_equally():
     from baselines import build_model
-    from suite.trainer import evaluate
+    from suite.run.trainer import evaluate
     m = build_model("routed", SMALL)
     task = make_task("assoc_recall", distance=14)
     batches = task.fixed_set("test", 0, 4, 3)  # sizes 3 and 1

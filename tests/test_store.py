@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from suite.errors import ConfigError
-from suite.store import RunStore, atomic_write, read_runs
+from suite.run.store import RunStore, atomic_write, read_runs
 
 
 def row(key, acc=0.5):

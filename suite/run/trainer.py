@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 from baselines import ModelConfig, build_model, count_params
 from tasks import Task
 
-from .errors import ConfigError
-from .protocol import FAITHFUL, Protocol
+from suite.errors import ConfigError
+from suite.run.protocol import FAITHFUL, Protocol
 
 
 @dataclass

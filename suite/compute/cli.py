@@ -6,9 +6,9 @@ import torch
 
 from baselines import ModelConfig, build_model
 
-from .errors import ConfigError
-from .flops import counter_forward_flops, fvcore_parts
-from .flops_formulas import PARTS, READINGS, model_macs
+from suite.errors import ConfigError
+from suite.compute.flops import counter_forward_flops, fvcore_parts
+from suite.compute.formulas import PARTS, READINGS, model_macs
 
 
 def last_positions(T: int, usage: float) -> list[int]:

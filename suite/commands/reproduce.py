@@ -10,17 +10,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from .claims import check_claims, load_registry
-from .compute import compute_columns
-from .figures import render_figures
-from .errors import ConfigError
-from .profiles import Cell, Profile, load_profile, parse_profile
-from .provenance import data_fingerprint, environment, utc_now
-from .report import claims_table, main_table, not_run_line, report_markdown, verdict_counts
-from .stats import wilson
-from .store import CLAIMS, REPORT, RunStore, write_csv
-from .trainer import Trainer, evaluate
+from suite import __version__
+from suite.judge.claims import check_claims, load_registry
+from suite.compute.readings import compute_columns
+from suite.figures.draw import render_figures
+from suite.errors import ConfigError
+from suite.run.profiles import Cell, Profile, load_profile, parse_profile
+from suite.run.provenance import data_fingerprint, environment, utc_now
+from suite.judge.report import claims_table, main_table, not_run_line, report_markdown, verdict_counts
+from suite.judge.stats import wilson
+from suite.run.store import CLAIMS, REPORT, RunStore, write_csv
+from suite.run.trainer import Trainer, evaluate
 
 DEFAULT_RESULTS = Path("results")
 
@@ -74,7 +74,7 @@ def plan_text(profile: Profile, device: torch.device, bounds: list[float], done:
              f"Device: {device}; suite {__version__}; torch {torch.__version__}; "
              f"{len(profile.cells)} cells, held-out test set {profile.test_sequences} sequences per cell"]
     protocols = sorted({c.protocol for c in profile.cells})
-    lines.append(f"Protocols: {', '.join(protocols)} (suite/protocol.py)")
+    lines.append(f"Protocols: {', '.join(protocols)} (suite/run/protocol.py)")
     for cut in profile.cuts:
         lines.append(f"CUT: {cut}")
     lines.append("")

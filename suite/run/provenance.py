@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from suite import __version__
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def git_sha() -> str:

@@ -21,12 +21,12 @@ import pandas as pd
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from .errors import INPUT_ERRORS, ConfigError
-from .plot_style import (DOUBLE_COLUMN_IN, EXECUTION_LINES, GREY, OKABE_ITO, PUBLISHED_MARKER, REFERENCE_LINE,
+from suite.errors import INPUT_ERRORS, ConfigError
+from suite.figures.style import (DOUBLE_COLUMN_IN, EXECUTION_LINES, GREY, OKABE_ITO, PUBLISHED_MARKER, REFERENCE_LINE,
                          SAVINGS, SERIES, SINGLE_COLUMN_IN, SPARE, new_figure, save, series_key, series_styles,
                          style)
-from .report import PUBLISHED_T1, T1_COLUMNS
-from .stats import MIN_SEEDS_FOR_SEED_INTERVAL, t_interval
+from suite.judge.report import PUBLISHED_T1, T1_COLUMNS
+from suite.judge.stats import MIN_SEEDS_FOR_SEED_INTERVAL, t_interval
 
 RUNS, HISTORY, ROUTING, LATENCY, MANIFEST = "runs.csv", "history.csv", "routing.csv", "latency.csv", "manifest.json"
 FIGURES = ("accuracy_vs_distance", "usage_vs_distance", "savings", "routing_map", "training_curves", "scaling")
@@ -535,7 +535,7 @@ def newest_run(results_dir) -> Path:
 
 
 def main(argv=None) -> int:
-    p = _Parser(prog="python -m suite.figures", description="Draw a results run's figures into <run dir>/figures/")
+    p = _Parser(prog="python -m suite figures", description="Draw a results run's figures into <run dir>/figures/")
     p.add_argument("run_dirs", nargs="*", type=Path, help="run folders (default: the newest under --results-dir)")
     p.add_argument("--latency-csv", type=Path, default=None,
                    help=f"latency benchmark CSV for the scaling figure (default: <run dir>/{LATENCY}, "

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError
-from .stats import MIN_SEEDS_FOR_SEED_INTERVAL, t_interval, wilson
+from suite.errors import ConfigError
+from suite.judge.stats import MIN_SEEDS_FOR_SEED_INTERVAL, t_interval, wilson
 
-REGISTRY = Path(__file__).parent / "data" / "claims.json"
+REGISTRY = Path(__file__).resolve().parent.parent / "data" / "claims.json"
 COMPARATORS = (">=", "<=", "within")
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN")
 CLAIM_KEYS = {"id", "source", "claim", "published", "select", "checks", "profiles", "reason", "success"}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
-from .errors import ConfigError
+from suite import __version__
+from suite.errors import ConfigError
 
 RUNS, HISTORY, MANIFEST, CLAIMS, REPORT = "runs.csv", "history.csv", "manifest.json", "claims.csv", "REPORT.md"
 ROUTING = "routing.csv"

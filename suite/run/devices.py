@@ -1,7 +1,7 @@
 """--device auto|cpu|cuda: one code path, the device is only where tensors live."""
 import torch
 
-from .errors import ConfigError
+from suite.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -14,7 +14,7 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .store import atomic_file
+from suite.run.store import atomic_file
 
 SINGLE_COLUMN_IN = 3.3
 DOUBLE_COLUMN_IN = 6.9

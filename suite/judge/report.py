@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import stopped_by_cut
+from suite.judge.claims import stopped_by_cut
 
 #: the original's main table (original-experiment.md): distance -> column -> "acc (usage)"
 PUBLISHED_T1 = {

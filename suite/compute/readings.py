@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from baselines import build_model
 
-from .flops import training_step_flops
-from .flops_formulas import model_macs
-from .trainer import usage_of
+from suite.compute.flops import training_step_flops
+from suite.compute.formulas import model_macs
+from suite.run.trainer import usage_of
 
 LATENCY_REPEATS = 7
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from suite.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from pathlib import Path
 from baselines import MODELS, ModelConfig, ModelConfigError
 from tasks import Task, TaskConfigError, make_task
 
-from .errors import ConfigError
-from .protocol import Protocol, get_protocol
+from suite.errors import ConfigError
+from suite.run.protocol import Protocol, get_protocol
 
-PROFILE_DIR = Path(__file__).parent / "data" / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 PROFILE_KEYS = {"name", "description", "decides_claims", "protocol", "model", "test_sequences",
                 "cuts", "grid"}
 BLOCK_KEYS = {"label", "task", "task_params", "distances", "models", "lambdas", "seeds", "protocol",

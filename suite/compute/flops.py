@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from .flops_formulas import PARTS, READINGS
+from suite.compute.formulas import PARTS, READINGS
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
