@@ -1,0 +1,188 @@
+"""The run row: one typed record for runs.csv, used by the store (writes), the checker, the
+report and the figures (reads). Column names, dtypes and which may be empty live here only.
+
+A row is `status == "ok"` (trained and evaluated) or `"failed"` (stopped with `error`; its
+metrics are empty). Per-layer usage columns `usage_layer_<i>` follow the model's depth.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from suite.errors import ConfigError
+
+STATUSES = ("ok", "failed")
+LAYER_COLUMN = re.compile(r"^usage_layer_\d+$")
+
+
+class RunRow(BaseModel):
+    """One trained cell. Optional (None) fields are empty for a failed cell, or when not measured."""
+
+    model_config = ConfigDict(extra="allow", strict=False)
+
+    # identity
+    run_id: str
+    config_hash: str
+    label: str = ""
+    task: str
+    distance: int
+    seq_len: int
+    task_params: str                      # JSON
+    model: str
+    lambda_target: float
+    seed: int
+    protocol: str
+    protocol_hash: str
+    epoch_cap: float | None = None        # float: pandas reads an integer column with gaps as float
+    cuts: str = ""
+    profile: str
+    model_config_json: str | None = None  # placeholder, see COLUMN_ALIASES
+    faithful_model: bool
+    d_model: int
+    n_layers: int
+    n_heads: int
+    kernel_size: int
+    params: int | None = None
+    status: str = "ok"
+    error: str | None = None
+    # results
+    accuracy: float | None = None
+    accuracy_low: float | None = None
+    accuracy_high: float | None = None
+    test_correct: float | None = None
+    test_total: float | None = None
+    test_sequences: int
+    usage: float | None = None
+    usage_per_layer: str | None = None    # JSON list
+    val_accuracy: float | None = None
+    val_usage: float | None = None
+    epochs_phase1: float | None = None
+    epochs_phase2: float | None = None
+    phase2_ran: bool | None = None
+    seconds: float | None = None
+    # compute readings (suite.compute.readings)
+    macs_forward_executed: float | None = None
+    macs_forward_dense_original: float | None = None
+    macs_forward_attn_ref: float | None = None
+    savings_notional: float | None = None
+    savings_executed: float | None = None
+    savings_latency: float | None = None
+    latency_ms_model: float | None = None
+    latency_ms_attn: float | None = None
+    latency_batch: float | None = None
+    train_flops_per_step: float | None = None
+    train_flops_phase1: float | None = None
+    train_flops_phase2: float | None = None
+    # provenance
+    data_fingerprint: str
+    suite_version: str
+    git_sha: str
+    torch_version: str
+    device: str
+    finished_at: str
+
+
+#: runs.csv calls it model_config; pydantic reserves that name, so the record field is renamed
+COLUMN_ALIASES = {"model_config_json": "model_config"}
+_FIELDS = {COLUMN_ALIASES.get(k, k): f for k, f in RunRow.model_fields.items()}
+_KIND = {int: "Int64", float: "float64", bool: "boolean", str: "string"}
+
+
+def _kind(annotation) -> type:
+    for t in (bool, int, float, str):
+        if annotation is t or t in getattr(annotation, "__args__", ()):
+            return t
+    return str
+
+
+#: column -> python type, for every column the record names
+COLUMN_TYPES = {col: _kind(f.annotation) for col, f in _FIELDS.items()}
+REQUIRED = {col for col, f in _FIELDS.items() if f.is_required()}
+#: numeric columns a claim may name as its metric
+METRICS = {col for col, t in COLUMN_TYPES.items() if t in (int, float)}
+
+
+def is_metric(name: str) -> bool:
+    return name in METRICS or bool(LAYER_COLUMN.match(name))
+
+
+def validate_row(row: dict) -> dict:
+    """Check a row before it is stored: every required column, no unknown column, finite or empty."""
+    unknown = [k for k in row if k not in _FIELDS and not LAYER_COLUMN.match(k)]
+    if unknown:
+        raise ValueError(f"run row: unknown column '{unknown[0]}' (add it to suite/schema/rows.py)")
+    data = {({v: k for k, v in COLUMN_ALIASES.items()}.get(k, k)): v for k, v in row.items()}
+    RunRow.model_validate(data)
+    if row.get("status", "ok") not in STATUSES:
+        raise ValueError(f"run row: status must be one of {STATUSES}, got {row.get('status')!r}")
+    return row
+
+
+#: read every string-like column as text (an all-digit hash must not become an integer)
+READ_DTYPES = {col: str for col, t in COLUMN_TYPES.items() if t is str}
+
+
+def read_runs(path) -> pd.DataFrame:
+    """runs.csv as a DataFrame with the record's columns; one line naming the problem if it is not one."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype=READ_DTYPES, keep_default_na=True)
+    except FileNotFoundError:
+        raise ConfigError(f"runs.csv: '{path}' does not exist") from None
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"runs.csv: '{path}' is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"runs.csv: cannot parse '{path}' ({str(e).strip().splitlines()[0]})") from None
+    missing = sorted(c for c in REQUIRED if c not in df.columns)
+    if missing:
+        raise ConfigError(f"runs.csv: '{path}' lacks column '{missing[0]}' (suite/schema/rows.py lists them)")
+    if "status" not in df.columns:           # rows written before failures were recorded
+        df["status"] = "ok"
+    df["status"] = df["status"].fillna("ok")
+    for col in df.columns:
+        t = COLUMN_TYPES.get(col, float if LAYER_COLUMN.match(col) else None)
+        if t is None:
+            continue
+        try:
+            if t is bool:
+                df[col] = df[col].map(_as_bool)
+            elif t in (int, float):
+                df[col] = pd.to_numeric(df[col], errors="raise")
+        except (ValueError, TypeError):
+            raise ConfigError(f"runs.csv: column '{col}' of '{path}' is not numeric") from None
+    for col in ("distance", "seed"):
+        if df[col].isna().any():
+            raise ConfigError(f"runs.csv: row {int(df[col].isna().idxmax()) + 2} of '{path}' has no {col}")
+    return df
+
+
+def _as_bool(v):
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    text = str(v).strip().lower()
+    if text in ("true", "1", "1.0"):
+        return True
+    if text in ("false", "0", "0.0"):
+        return False
+    raise ValueError(v)
+
+
+def ok_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """Cells that trained and were evaluated (failed cells carry no metrics)."""
+    if runs.empty or "status" not in runs.columns:
+        return runs
+    return runs[runs["status"] == "ok"]
+
+
+def faithful_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """Rows that may decide a published claim: the original's model, trained and evaluated."""
+    rows = ok_rows(runs)
+    if rows.empty:
+        return rows
+    return rows[rows["faithful_model"].fillna(False).astype(bool)]
