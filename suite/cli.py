@@ -177,9 +177,14 @@ def cmd_flops(a) -> int:
 
 
 def cmd_figures(a) -> int:
-    from suite.figures.draw import main as figures_main
-    argv = [*a.run_dirs, "--results-dir", a.results_dir] + (["--latency-csv", a.latency_csv] if a.latency_csv else [])
-    return figures_main(argv)
+    from suite.figures.draw import render_figures
+    from suite.run.store import RunStore
+
+    dirs = a.run_dirs or [RunStore.newest(a.results_dir).path]
+    for run_dir in dirs:
+        for path in render_figures(run_dir, latency_csv=a.latency_csv):
+            print(path)
+    return 0
 
 
 COMMANDS = {"figures": cmd_figures, "flops": cmd_flops, "train": cmd_train, "models": cmd_models, "tasks": cmd_tasks, "reproduce": cmd_reproduce,

@@ -8,9 +8,14 @@ import pandas as pd
 import pytest
 
 from suite.errors import ConfigError
-from suite.figures.draw import (FIGURES, PUBLISHED, _summary, accuracy_vs_distance, load_run, main, render_figures,
+from suite.figures.draw import (FIGURES, PUBLISHED, _summary, accuracy_vs_distance, load_run, render_figures,
                            savings)
+from suite.cli import main as cli_main
 from suite.figures.style import style
+
+
+def main(argv):
+    return cli_main(["figures", *argv])
 
 DISTANCES = (126, 254)
 CELLS = (("attn", 0.0), ("conv", 0.0), ("routed", 0.1), ("routed", 0.5))

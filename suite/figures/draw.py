@@ -8,7 +8,6 @@ the figures folder as it was; a missing optional file skips only its figure.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -507,50 +506,3 @@ def render_figures(run_dir, out_dir=None, latency_csv=None) -> list[Path]:
             fig = DRAW[name](run)
         written += save(fig, out, name)
     return written
-
-
-# -- command line -------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (ConfigError), as in suite.cli."""
-
-    def error(self, message):
-        raise ConfigError(message)
-
-
-def newest_run(results_dir) -> Path:
-    """The run folder under results/*/* with a manifest.json that started last."""
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise ConfigError(f"results-dir: '{results_dir}' is not a directory")
-
-    def started(manifest: Path) -> str:
-        try:
-            return str(json.loads(manifest.read_text()).get("started", ""))
-        except (OSError, ValueError, AttributeError):
-            return ""
-    found = sorted(results_dir.glob(f"*/*/{MANIFEST}"), key=lambda m: (started(m), m.stat().st_mtime, str(m)))
-    if not found:
-        raise ConfigError(f"results-dir: no run folder with {MANIFEST} under '{results_dir}'")
-    return found[-1].parent
-
-
-def main(argv=None) -> int:
-    p = _Parser(prog="python -m suite figures", description="Draw a results run's figures into <run dir>/figures/")
-    p.add_argument("run_dirs", nargs="*", type=Path, help="run folders (default: the newest under --results-dir)")
-    p.add_argument("--latency-csv", type=Path, default=None,
-                   help=f"latency benchmark CSV for the scaling figure (default: <run dir>/{LATENCY}, "
-                        f"else <run dir>/../bench/{LATENCY}, if present)")
-    p.add_argument("--results-dir", type=Path, default=Path("results"))
-    try:
-        args = p.parse_args(argv)
-        for run_dir in args.run_dirs or [newest_run(args.results_dir)]:
-            for path in render_figures(run_dir, latency_csv=args.latency_csv):
-                print(path)
-    except (*INPUT_ERRORS, OSError) as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -123,6 +123,23 @@ class RunStore:
                     return cls.open(p)
         return None
 
+    @classmethod
+    def newest(cls, results_dir: Path) -> "RunStore":
+        """The run folder under <results_dir>/<version>/ whose manifest says it started last."""
+        results_dir = Path(results_dir)
+        if not results_dir.is_dir():
+            raise ConfigError(f"results-dir: '{results_dir}' is not a directory")
+
+        def started(manifest: Path) -> str:
+            try:
+                return str(json.loads(manifest.read_text()).get("started", ""))
+            except (OSError, ValueError, AttributeError):
+                return ""
+        found = sorted(results_dir.glob(f"*/*/{MANIFEST}"), key=lambda m: (started(m), m.stat().st_mtime, str(m)))
+        if not found:
+            raise ConfigError(f"results-dir: no run folder with {MANIFEST} under '{results_dir}'")
+        return cls.open(found[-1].parent)
+
     # -- contents --------------------------------------------------------------------------------
     def clean_temporaries(self) -> None:
         for tmp in self.path.glob(".*.tmp"):
