@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from suite.errors import ConfigError
-from suite.figures.draw import (FIGURES, PUBLISHED, _summary, accuracy_vs_distance, load_run, render_figures,
-                           savings)
+from suite.figures.draw import (FIGURES, PUBLISHED, PUBLISHED_SAVINGS, accuracy_vs_distance, load_run,
+                                render_figures, savings)
 from suite.cli import main as cli_main
 from suite.figures.style import style
+from suite.judge.claims import check_claims, load_registry
 
 
 def main(argv):
@@ -26,7 +27,7 @@ COMPUTE = ("macs_forward_executed", "macs_forward_attn_ref", "savings_notional",
 
 def make_run(root, seeds=(0,), compute=False, routing=False, latency=False, protocol="faithful",
              run_id="cpu-20261129T000000Z", started="2026-11-29T00:00:00Z"):
-    """A results run folder with every required column, values shaped like a real run."""
+    """A results run folder whose rows satisfy the run-row record, values shaped like a real run."""
     path = root / "0.1.0" / run_id
     path.mkdir(parents=True)
     runs, hist, route = [], [], []
@@ -41,6 +42,9 @@ def make_run(root, seeds=(0,), compute=False, routing=False, latency=False, prot
                 row = {"run_id": run_id, "config_hash": key, "label": key, "task": "assoc_recall", "distance": d,
                        "seq_len": d + 2, "model": model, "lambda_target": lam, "seed": seed, "protocol": protocol,
                        "epoch_cap": 10, "profile": "test", "faithful_model": True, "n_layers": N_LAYERS,
+                       "task_params": "{}", "protocol_hash": "p", "d_model": 128, "n_heads": 1, "kernel_size": 64,
+                       "test_sequences": 3000, "data_fingerprint": "f", "suite_version": "0.1.0", "git_sha": "g",
+                       "torch_version": "2", "device": "cpu", "finished_at": started, "status": "ok",
                        "accuracy": acc, "accuracy_low": max(0.0, acc - 0.01), "accuracy_high": min(1.0, acc + 0.01),
                        "test_correct": int(acc * 3000), "test_total": 3000, "usage": usage,
                        **{f"usage_layer_{i}": u for i, u in enumerate(layers)}, "val_accuracy": acc,
@@ -180,12 +184,40 @@ def test_savings_without_compute_columns_says_not_measured(tmp_path):
     assert "executed FLOPs — not measured" in labels and any("99.7%" in x for x in labels)
 
 
-def test_intervals_and_published_values():
-    assert _summary([0.5], [0.4], [0.6]) == (0.5, 0.4, 0.6, 1)  # one seed: the row's Wilson
-    assert _summary([0.5, 0.7], [0.4, 0.6], [0.6, 0.8]) == pytest.approx((0.6, 0.4, 0.8, 2))  # hull
-    mean, lo, hi, n = _summary([0.5, 0.6, 0.7], [0, 0, 0], [1, 1, 1])  # >= 3 seeds: t over seeds
-    assert n == 3 and mean == pytest.approx(0.6) and lo == pytest.approx(0.6 - 4.303 * 0.1 / 3 ** 0.5, abs=1e-3)
-    assert _summary([0.2, 0.3]) == pytest.approx((0.25, 0.2, 0.3, 2))  # range without row intervals
+def errorbars(fig) -> set:
+    """(low, high) of every error bar drawn, rounded."""
+    out = set()
+    for container in fig.axes[0].containers:
+        for seg in container.lines[2][0].get_segments():
+            out.add((round(float(seg[0][1]), 6), round(float(seg[1][1]), 6)))
+    return out
+
+
+@pytest.mark.parametrize("seeds", [(0,), (0, 1), (0, 1, 2)])
+def test_error_bars_are_the_verdicts_intervals(tmp_path, seeds):
+    run = load_run(make_run(tmp_path, seeds=seeds))
+    claims = check_claims(run.runs, {"name": "cpu"}, load_registry()).set_index("claim_id")
+    with style():
+        bars = errorbars(accuracy_vs_distance(run))
+    for claim in ("T1-attn-126", "T1-attn-254", "T1-conv-126"):
+        assert (round(claims.loc[claim, "low"], 6), round(claims.loc[claim, "high"], 6)) in bars
+
+
+def test_failed_cells_are_not_drawn(tmp_path):
+    path = make_run(tmp_path, seeds=(0, 1, 2))
+    runs = pd.read_csv(path / "runs.csv")
+    failed = runs.iloc[[0]].assign(config_hash="failed", seed=7, status="failed", error="boom", accuracy=np.nan,
+                                   usage=np.nan, test_correct=np.nan)
+    pd.concat([runs, failed]).to_csv(path / "runs.csv", index=False)
+    run = load_run(path)
+    assert len(run.runs) == len(runs) and set(run.runs["status"]) == {"ok"}
+    with style():
+        labels = [t.get_text() for t in accuracy_vs_distance(run).legends[0].get_texts()]
+    assert "AttnOnly (n=3)" in labels
+
+
+def test_published_values_come_from_the_data_file():
     assert PUBLISHED[(126, ("routed", 0.5))] == pytest.approx((1.0, 0.003))
     assert PUBLISHED[(2046, ("attn", None))] == (0.82, None)
     assert PUBLISHED[(1022, ("routed", 0.1))] == pytest.approx((0.36, 0.74))
+    assert PUBLISHED_SAVINGS == [(0.997, "published 99.7% (d=126, λ→0.5)"), (0.75, "published 75% (d=254, 510)")]

@@ -1,15 +1,14 @@
 """Figures of one results run, drawn only from its files, into <run dir>/figures/ (PDF and PNG).
 
 Each figure bears on a claim of the original (its function's docstring says which). Every
-number comes from runs.csv, history.csv, routing.csv or a latency benchmark CSV; the
-published values are the original's main table (report.PUBLISHED_T1). Inputs are checked
+number comes from runs.csv, history.csv, routing.csv (read through the results store, failed
+cells left out) or a latency benchmark CSV; the published values are suite/data/published.csv.
+Error bars are the verdicts' own intervals (suite.judge.stats.interval). Inputs are checked
 before anything is drawn, so a missing column fails the whole call with one line and leaves
 the figures folder as it was; a missing optional file skips only its figure.
 """
 from __future__ import annotations
 
-import json
-import re
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -20,19 +19,21 @@ import pandas as pd
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from suite.errors import INPUT_ERRORS, ConfigError
+from suite.errors import ConfigError
 from suite.figures.style import (DOUBLE_COLUMN_IN, EXECUTION_LINES, GREY, OKABE_ITO, PUBLISHED_MARKER, REFERENCE_LINE,
                          SAVINGS, SERIES, SINGLE_COLUMN_IN, SPARE, new_figure, save, series_key, series_styles,
                          style)
-from suite.judge.report import PUBLISHED_T1, T1_COLUMNS
-from suite.judge.stats import MIN_SEEDS_FOR_SEED_INTERVAL, t_interval
+from suite.judge.published import key, load_published
+from suite.judge.stats import Interval, interval
+from suite.run.store import HISTORY, ROUTING, RUNS, RunStore
+from suite.schema.rows import faithful_rows, ok_rows
 
-RUNS, HISTORY, ROUTING, LATENCY, MANIFEST = "runs.csv", "history.csv", "routing.csv", "latency.csv", "manifest.json"
+LATENCY = "latency.csv"  # a benchmark's output (results/<version>/bench/), not a run file
 FIGURES = ("accuracy_vs_distance", "usage_vs_distance", "savings", "routing_map", "training_curves", "scaling")
 TASK = "assoc_recall"
 CHANCE = 0.01  # assoc_recall: one of 100 values
-#: the savings the original states in words: 1 - published usage
-PUBLISHED_SAVINGS = ((0.997, "published 99.7% (d=126, λ→0.5)"), (0.75, "published 75% (d=254, 510)"))
+#: the publicised savings (claims H-savings-*): 1 - published usage of these (distances, lambda)
+HEADLINE_SAVINGS = (((126,), 0.5), ((254, 510), 0.1))
 MAX_ROUTED_CURVES = 4
 MAX_BASELINE_CURVES = 6
 MAX_ROUTING_PANELS = 4
@@ -41,7 +42,7 @@ USAGE_FLOOR = 1e-4  # log axis: a usage of 0 is drawn here
 #: figure -> (file, columns it cannot be drawn without)
 NEEDS = {
     "accuracy_vs_distance": (RUNS, ("model", "distance", "lambda_target", "seed", "protocol", "faithful_model",
-                                    "accuracy", "accuracy_low", "accuracy_high")),
+                                    "accuracy", "test_correct", "test_total")),
     "usage_vs_distance": (RUNS, ("model", "distance", "lambda_target", "seed", "protocol", "faithful_model",
                                  "usage", "seq_len", "n_layers")),
     "savings": (RUNS, ("model", "distance", "lambda_target", "seed", "protocol", "faithful_model", "usage")),
@@ -53,16 +54,26 @@ NEEDS = {
 
 
 def _published() -> dict:
-    """(distance, series key) -> (accuracy, usage or None), parsed from the report's table."""
-    out = {}
-    for d, cells in PUBLISHED_T1.items():
-        for (_, model, lam), text in zip(T1_COLUMNS, cells):
-            nums = [float(x) / 100 for x in re.findall(r"[\d.]+(?=%)", text)]
-            out[(d, series_key(model, lam))] = (nums[0], nums[1] if len(nums) > 1 else None)
+    """(distance, series key) -> (accuracy, usage or None)."""
+    return {(d, (model, lam)): (c.accuracy, c.usage) for (d, model, lam), c in load_published().items()}
+
+
+def _published_savings() -> list[tuple[float, str]]:
+    """(saving, legend label) of each publicised headline, from the published usage."""
+    cells = load_published()
+    out = []
+    for distances, lam in HEADLINE_SAVINGS:
+        saved = {round(1.0 - cells[key(d, "routed", lam)].usage, 6) for d in distances}
+        if len(saved) != 1:
+            raise ConfigError(f"published values: usage of Routed λ→{lam:g} differs over d={distances}")
+        where = f"d={distances[0]}, λ→{lam:g}" if len(distances) == 1 else f"d={', '.join(map(str, distances))}"
+        value = saved.pop()
+        out.append((value, f"published {100 * value:g}% ({where})"))
     return out
 
 
 PUBLISHED = _published()
+PUBLISHED_SAVINGS = _published_savings()
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -78,29 +89,38 @@ class Run:
     skipped: dict = field(default_factory=dict)  # figure -> why
 
 
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
+def _table(store: RunStore, name: str) -> pd.DataFrame | None:
+    """A per-cell table of the run, None when the run has none, one line when it cannot be read."""
+    if not (store.path / name).is_file():
+        return None
     try:
-        df = pd.read_csv(path)
+        return store.table(name)
     except pd.errors.EmptyDataError:
-        raise ConfigError(f"{what}: '{path}' is empty") from None
+        raise ConfigError(f"{name}: '{store.path / name}' is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{what}: cannot parse '{path}' ({str(e).strip().splitlines()[0]})") from None
-    return df
+        raise ConfigError(f"{name}: cannot parse '{store.path / name}' ({str(e).strip().splitlines()[0]})") from None
+
+
+def _latency(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"latency csv: '{path}' is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ConfigError(f"latency csv: cannot parse '{path}' ({str(e).strip().splitlines()[0]})") from None
 
 
 def load_run(run_dir, latency_csv=None) -> Run:
-    """Read a run's files and check every figure's columns before anything is drawn."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise ConfigError(f"run dir: '{path}' is not a directory")
+    """Read a run's files and check every figure's columns before anything is drawn. `runs`
+    holds the cells that finished: a failed cell has no metrics to draw."""
+    store = RunStore.open(run_dir)
+    path = store.path
     if not (path / RUNS).is_file():
-        raise ConfigError(f"run dir: '{path}' has no {RUNS} (not a results run, or no cell finished yet)")
-    run = Run(path, _read_csv(path / RUNS, RUNS))
+        raise ConfigError(f"run dir: '{path}' has no {RUNS} (no cell finished yet)")
+    run = Run(path, ok_rows(store.runs()))
     if run.runs.empty:
-        raise ConfigError(f"{RUNS}: '{path / RUNS}' has no rows")
-    for attr, name in (("history", HISTORY), ("routing", ROUTING)):
-        if (path / name).is_file():
-            setattr(run, attr, _read_csv(path / name, name))
+        raise ConfigError(f"{RUNS}: '{path / RUNS}' has no finished cell")
+    run.history, run.routing = _table(store, HISTORY), _table(store, ROUTING)
     if latency_csv is not None:
         run.latency_path = Path(latency_csv)
         if not run.latency_path.is_file():
@@ -110,7 +130,7 @@ def load_run(run_dir, latency_csv=None) -> Run:
     elif (path.parent / "bench" / LATENCY).is_file():  # results/<version>/bench/ (nox -s bench)
         run.latency_path = path.parent / "bench" / LATENCY
     if run.latency_path is not None:
-        run.latency = _read_csv(run.latency_path, "latency csv")
+        run.latency = _latency(run.latency_path)
 
     frames = {RUNS: run.runs, HISTORY: run.history, ROUTING: run.routing, LATENCY: run.latency}
     for figure, (file, columns) in NEEDS.items():
@@ -130,11 +150,6 @@ def load_run(run_dir, latency_csv=None) -> Run:
     return run
 
 
-def _truthy(values: pd.Series) -> pd.Series:
-    """faithful_model as pandas reads it back (bool) or as written by hand (text)."""
-    return values.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
-
-
 def _main_rows(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, bool]:
     """(rows, note, published applies): faithful assoc_recall rows; every row if none are faithful."""
     rows, notes, pub = runs, [], True
@@ -144,7 +159,8 @@ def _main_rows(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, bool]:
         else:
             pub = False
             notes.append(f"task {', '.join(sorted(map(str, runs['task'].unique())))}: no published values")
-    faithful = rows[(rows["protocol"] == "faithful") & _truthy(rows["faithful_model"])]
+    faithful = faithful_rows(rows)
+    faithful = faithful[faithful["protocol"] == "faithful"]
     if faithful.empty:
         protocols = ", ".join(sorted(map(str, rows["protocol"].unique())))
         notes.append(f"no faithful cells: all {len(rows)} rows shown (protocol {protocols})")
@@ -152,21 +168,9 @@ def _main_rows(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, bool]:
     return faithful, "; ".join(notes), pub
 
 
-def _summary(values, low=None, high=None) -> tuple[float, float, float, int] | None:
-    """(mean, low, high, n) over seeds: Student t with >= 3 seeds, otherwise the hull of the
-    rows' own intervals (`low`, `high`: Wilson for accuracy) or the range over seeds."""
-    v = pd.Series(values, dtype=float).dropna()
-    n = len(v)
-    if n == 0:
-        return None
-    mean = float(v.mean())
-    if n >= MIN_SEEDS_FOR_SEED_INTERVAL:
-        lo, hi = t_interval(v.tolist())
-    elif low is not None and high is not None and pd.notna(low).any():
-        lo, hi = float(np.nanmin(low)), float(np.nanmax(high))
-    else:
-        lo, hi = float(v.min()), float(v.max())
-    return mean, min(lo, mean), max(hi, mean), n
+def _accuracy(cell: pd.DataFrame) -> Interval | None:
+    """The accuracy interval the claims' verdicts use: Wilson over test examples below 3 seeds."""
+    return interval("accuracy", cell["accuracy"], cell["test_correct"], cell["test_total"])
 
 
 def _keys(df: pd.DataFrame) -> pd.Series:
@@ -194,7 +198,7 @@ def _log2_distance_axis(ax, distances) -> None:
 
 
 def _errorbar(ax, x, s, colour, marker, clip=(0.0, 1.0), **kw):
-    mean, lo, hi, _ = s
+    mean, lo, hi = s.mean, s.low, s.high
     y = min(max(mean, clip[0]), clip[1])
     err = [[max(y - max(lo, clip[0]), 0.0)], [max(min(hi, clip[1]) - y, 0.0)]]
     return ax.errorbar([x], [y], yerr=err, color=colour, marker=marker, linestyle="none", **kw)
@@ -216,12 +220,12 @@ def _series(ax, g, i: int, k: int, style, summarise, clip, published, seed_dots:
             continue
         x = d * _dodge(i, k)
         _errorbar(ax, x, s, colour, marker, clip=clip, zorder=3)
-        if seed_dots and s[3] > 1:
+        if seed_dots and s.n > 1:
             ax.plot([x] * len(cell), cell[seed_dots], linestyle="none", marker=".", markersize=2,
                     color=colour, alpha=0.5, zorder=2)
         xs.append(x)
-        ys.append(max(s[0], clip[0]))
-        ns.append(s[3])
+        ys.append(max(s.mean, clip[0]))
+        ns.append(s.n)
     if xs:
         ax.plot(xs, ys, color=colour, linewidth=0.8, alpha=0.7)
     if published is not None:
@@ -246,7 +250,7 @@ def accuracy_vs_distance(run: Run):
     for i, key in enumerate(styles):
         published = [(d, PUBLISHED[(d, key)][0]) for d in distances if (d, key) in PUBLISHED] if pub else None
         _series(ax, rows[rows["_key"] == key], i, len(styles), styles[key],
-                lambda cell: _summary(cell["accuracy"], cell["accuracy_low"], cell["accuracy_high"]),
+                _accuracy,
                 (0.0, 1.0), published, seed_dots="accuracy")
     if pub:
         ax.axhline(CHANCE, **REFERENCE_LINE)
@@ -274,7 +278,7 @@ def usage_vs_distance(run: Run):
     for i, key in enumerate(styles):
         published = [(d, PUBLISHED[(d, key)][1]) for d in distances if (d, key) in PUBLISHED] if pub else None
         _series(ax, routed[routed["_key"] == key], i, len(styles), styles[key],
-                lambda cell: _summary(cell["usage"]), (USAGE_FLOOR, 1.0), published)
+                lambda cell: interval("usage", cell["usage"]), (USAGE_FLOOR, 1.0), published)
     ref = routed if len(routed) else rows
     offset = float((ref["seq_len"] - ref["distance"]).median())
     grid = np.geomspace(distances[0] / 1.2, distances[-1] * 1.2, 64)
@@ -301,26 +305,26 @@ def savings(run: Run):
     ways: notional (1 − usage, as published), executed FLOPs and measured latency."""
     rows, note, pub = _main_rows(run.runs)
     routed = rows[rows["model"] == "routed"]
-    readings = {"notional": 1.0 - routed["usage"]}
+    readings = {"notional": ("savings_notional", 1.0 - routed["usage"])}
     for name, col in (("executed", "savings_executed"), ("latency", "savings_latency")):
-        readings[name] = routed[col] if col in routed.columns else None
+        readings[name] = (col, routed[col] if col in routed.columns else None)
     groups = sorted(routed.groupby(["distance", "lambda_target"]).groups)
     fig = new_figure(SINGLE_COLUMN_IN if len(groups) <= 4 else DOUBLE_COLUMN_IN, 3.0)
     ax = fig.add_subplot()
     width = 0.26
     lows, handles = [0.0], []
-    for j, (name, values) in enumerate(readings.items()):
+    for j, (name, (metric, values)) in enumerate(readings.items()):
         label, colour = SAVINGS[name]
         handles.append(Patch(facecolor=colour, edgecolor="black", linewidth=0.4,
                              label=label if values is not None else f"{label} — not measured"))
         for gi, (d, lam) in enumerate(groups):
             x = gi + (j - 1) * width
             cell = (routed["distance"] == d) & (routed["lambda_target"] == lam)
-            s = None if values is None else _summary(values[cell])
+            s = None if values is None else interval(metric, values[cell])
             if s is None:
                 ax.text(x, 0.02, "not measured", rotation=90, ha="center", va="bottom", fontsize=5.5, color=GREY)
                 continue
-            mean, lo, hi, _ = s
+            mean, lo, hi = s.mean, s.low, s.high
             ax.bar([x], [mean], width=width * 0.92, color=colour, edgecolor="black", linewidth=0.4)
             if hi > lo:
                 ax.errorbar([x], [mean], yerr=[[mean - lo], [hi - mean]], color="black", linestyle="none",

@@ -1,129 +1,90 @@
-"""The claims registry (suite/data/claims.json) and the checker: rows -> verdicts.
+"""The checker: a run's rows + the claims registry -> one verdict per claim, read two ways.
 
-Per cell (claims.md): PASS when the mean meets the comparator and the 95% interval does not
-cross the threshold; FAIL when the interval lies entirely on the wrong side; otherwise
-INCONCLUSIVE. NOT-RUN when the run holds no matching faithful cell. The interval is Student t
-over seeds with >= 3 seeds; with fewer, Wilson over the pooled test examples for accuracy, and
-other metrics (usage, savings) are INCONCLUSIVE: a point value is not evidence. Also
-INCONCLUSIVE: a FAIL that a profile's epoch cap may have caused (a seed stopped by the cap
-before solving), a claim over several cells of which some are missing, and any claim the
-run's profile may not decide.
+Typical reading (claims.md): PASS when the mean meets the comparator and the 95% interval
+(suite.judge.stats.interval) does not cross the threshold; FAIL when the interval lies entirely
+on the wrong side; otherwise INCONCLUSIVE. With fewer than 3 seeds only accuracy has an interval
+(Wilson over the test examples); other metrics are INCONCLUSIVE: a point value is not evidence.
+Achievable reading: PASS when at least one seed of every cell meets every check, FAIL when none
+does; the seed success rate comes with its Wilson interval. The claim's `reading` picks which of
+the two is its verdict. NOT-RUN when the run holds no faithful cell of the claim.
+
+Also INCONCLUSIVE: a FAIL that a profile's epoch cap may have caused, a claim over several cells
+of which some are missing, any claim the run's profile may not decide, a typical PASS (or an
+achievable FAIL) over cells with failed seeds, which might have gone the other way.
+The checker refuses what it cannot count: a cell stored twice, or an ok row without a value.
 """
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from suite.errors import ConfigError
-from suite.judge.stats import MIN_SEEDS_FOR_SEED_INTERVAL, t_interval, wilson
+from suite.judge.registry import DERIVED, REGISTRY, Check, Claim, load_registry
+from suite.judge.stats import MIN_SEEDS_FOR_SEED_INTERVAL, interval, wilson
+from suite.schema.rows import faithful_rows, ok_rows
 
-REGISTRY = Path(__file__).resolve().parent.parent / "data" / "claims.json"
-COMPARATORS = (">=", "<=", "within")
+__all__ = ["REGISTRY", "Check", "Claim", "load_registry", "check_claims", "stopped_by_cut", "CELL_KEYS"]
+
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN")
-CLAIM_KEYS = {"id", "source", "claim", "published", "select", "checks", "profiles", "reason", "success"}
-CHECK_KEYS = {"metric", "comparator", "threshold", "tolerance"}
-#: metrics derived from runs.csv columns
-DERIVED = {"savings_notional": lambda df: 1.0 - df["usage"]}
+COMBINE_ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT-RUN": 2, "PASS": 3}
+CELL_KEYS = ["task", "distance", "model", "lambda_target", "protocol"]
 
 
-@dataclass(frozen=True)
-class Check:
-    metric: str
-    comparator: str
-    threshold: float
-    tolerance: float = 0.0
-
-    def text(self) -> str:
-        if self.comparator == "within":
-            return f"{self.metric} within {self.threshold:g} +- {self.tolerance:g}"
-        return f"{self.metric} {self.comparator} {self.threshold:g}"
-
-    def decide(self, mean: float, low: float, high: float) -> str:
-        t = self.threshold
-        if self.comparator == ">=":
-            return "PASS" if mean >= t and low >= t else "FAIL" if high < t else "INCONCLUSIVE"
-        if self.comparator == "<=":
-            return "PASS" if mean <= t and high <= t else "FAIL" if low > t else "INCONCLUSIVE"
-        a, b = t - self.tolerance, t + self.tolerance
-        return "PASS" if a <= low and high <= b else "FAIL" if high < a or low > b else "INCONCLUSIVE"
+def _line(index) -> str:
+    """Where a row sits in runs.csv (the header is line 1)."""
+    return f"runs.csv line {int(index) + 2}"
 
 
-def _check(where: str, data: dict) -> Check:
-    unknown = sorted(set(data) - CHECK_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(sorted(CHECK_KEYS))}")
-    if data.get("comparator") not in COMPARATORS:
-        raise ConfigError(f"{where}: unknown comparator '{data.get('comparator')}'; allowed: {', '.join(COMPARATORS)}")
-    if data["comparator"] == "within" and "tolerance" not in data:
-        raise ConfigError(f"{where}: comparator 'within' needs a tolerance")
-    return Check(data["metric"], data["comparator"], float(data["threshold"]), float(data.get("tolerance", 0.0)))
+def _refuse_duplicates(runs: pd.DataFrame) -> None:
+    """A cell stored twice would count its seed twice and narrow the interval."""
+    if runs.empty:
+        return
+    same_seed = "task, distance, model, lambda, protocol and seed"
+    for rows, keys, what in ((ok_rows(runs), ["config_hash"], "config_hash"),
+                             (faithful_rows(runs), CELL_KEYS + ["seed"], same_seed)):
+        dup = rows.duplicated(keys, keep="first")
+        if dup.any():
+            i = dup.idxmax()
+            first = rows.index[(rows[keys] == rows.loc[i, keys]).all(axis=1)][0]
+            raise ConfigError(f"{_line(i)}: duplicate cell (same {what} as line {int(first) + 2}); "
+                              "a cell may be stored once")
 
 
-def load_registry(path: Path = REGISTRY) -> list[dict]:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"claims file: cannot read {path} ({e})")
-    claims = doc.get("claims") if isinstance(doc, dict) else None
-    if not isinstance(claims, list):
-        raise ConfigError(f"claims file: {path} has no 'claims' list")
-    out, ids = [], set()
-    for c in claims:
-        where = f"claim {c.get('id', '?')}"
-        unknown = sorted(set(c) - CLAIM_KEYS)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(sorted(CLAIM_KEYS))}")
-        for key in ("id", "source", "claim", "published", "select", "checks", "profiles"):
-            if key not in c:
-                raise ConfigError(f"{where}: missing key '{key}'")
-        if c["id"] in ids:
-            raise ConfigError(f"{where}: duplicate id")
-        ids.add(c["id"])
-        checks = [_check(f"{where} check {i}", x) for i, x in enumerate(c["checks"])]
-        success = _check(f"{where} success", c["success"]) if "success" in c else None
-        out.append({**c, "checks": checks, "success": success})
-    return out
+def _failed_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """Faithful cells that stopped with an error: never seeds, but they keep a claim from passing."""
+    if runs.empty or "status" not in runs.columns:
+        return runs.iloc[:0]
+    failed = runs[runs["status"] == "failed"]
+    return failed[failed["faithful_model"].fillna(False).astype(bool)]
 
 
-def _select(runs: pd.DataFrame, select: dict) -> pd.DataFrame:
+def _matching(runs: pd.DataFrame, claim: Claim) -> pd.DataFrame:
     if runs.empty:
         return runs
-    mask = runs["faithful_model"].astype(bool)
-    for key, want in select.items():
+    mask = pd.Series(True, index=runs.index)
+    for key, want in claim.select.columns().items():
         if key not in runs.columns:
-            raise ConfigError(f"select: runs.csv has no column '{key}'")
-        mask &= runs[key].isin(want if isinstance(want, list) else [want])
+            raise ConfigError(f"claim {claim.id}: runs.csv has no column '{key}'")
+        mask &= runs[key].isin(want)
     return runs[mask]
 
 
-def _measure(rows: pd.DataFrame, check: Check):
-    """(mean, low, high, interval kind) of a check's metric over one cell's seeds, or None."""
-    if check.metric in DERIVED:
-        values = DERIVED[check.metric](rows)
-    elif check.metric in rows.columns:
-        values = rows[check.metric]
-    else:
-        return None
-    values = values.dropna().astype(float).tolist()
-    if not values:
-        return None
-    n = len(values)
-    mean = sum(values) / n
-    if n >= MIN_SEEDS_FOR_SEED_INTERVAL:
-        low, high = t_interval(values)
-        return mean, low, high, f"t over {n} seeds"
-    if check.metric == "accuracy":
-        k, total = int(rows["test_correct"].sum()), int(rows["test_total"].sum())
-        low, high = wilson(k, total)
-        return k / total, low, high, f"Wilson over {total} test examples ({n} seed{'s' if n > 1 else ''})"
-    return mean, min(values), max(values), "point (1 seed)" if n == 1 else f"range over {n} seeds"
+def _column(rows: pd.DataFrame, metric: str) -> pd.Series | None:
+    if metric in DERIVED:
+        return DERIVED[metric](rows) if "usage" in rows.columns else None
+    return rows[metric].astype(float) if metric in rows.columns else None
 
 
-COMBINE_ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT-RUN": 2, "PASS": 3}
-CELL_KEYS = ["task", "distance", "model", "lambda_target", "protocol"]
+def _measured(faithful: pd.DataFrame, registry: list[Claim]) -> set[str]:
+    """Metrics the run measured at all; one that is empty everywhere is 'not measured', not an error."""
+    metrics = {ch.metric for c in registry for ch in c.checks + ([c.success] if c.success else [])}
+    return {m for m in metrics if (col := _column(faithful, m)) is not None and col.notna().any()}
+
+
+def _refuse_nan(rows: pd.DataFrame, claim: Claim, measured: set[str]) -> None:
+    for ch in claim.checks:
+        if ch.metric in measured and (empty := _column(rows, ch.metric).isna()).any():
+            raise ConfigError(f"{_line(empty.idxmax())}: {ch.metric} is empty or NaN in an ok row "
+                              f"(claim {claim.id}); a finished cell must have every metric the run measured")
 
 
 def stopped_by_cut(g: pd.DataFrame) -> bool:
@@ -134,83 +95,131 @@ def stopped_by_cut(g: pd.DataFrame) -> bool:
     return bool((hit & (g["val_accuracy"] <= 0.99)).any())
 
 
-def _judge(g: pd.DataFrame, ch: Check):
-    """(measurement or None, verdict, note) of one check on one cell."""
-    m = _measure(g, ch)
-    if m is None:
+def _judge(g: pd.DataFrame, ch: Check, measured: set[str]):
+    """(interval or None, typical verdict, note) of one check on one cell."""
+    if ch.metric not in measured:
         return None, "NOT-RUN", ""
-    verdict = ch.decide(*m[:3])
-    n = g["seed"].nunique()
-    if ch.metric != "accuracy" and n < MIN_SEEDS_FOR_SEED_INTERVAL and verdict != "INCONCLUSIVE":
-        return m, "INCONCLUSIVE", f"{ch.metric}: {n} seed(s), fewer than {MIN_SEEDS_FOR_SEED_INTERVAL} (no interval)"
+    acc = ch.metric == "accuracy"
+    m = interval(ch.metric, _column(g, ch.metric), g["test_correct"] if acc else None, g["test_total"] if acc else None)
+    verdict = ch.decide(m.mean, m.low, m.high)
+    if not acc and m.n < MIN_SEEDS_FOR_SEED_INTERVAL and verdict != "INCONCLUSIVE":
+        return m, "INCONCLUSIVE", f"{ch.metric}: {m.n} seed(s), fewer than {MIN_SEEDS_FOR_SEED_INTERVAL} (no interval)"
     if verdict == "FAIL" and stopped_by_cut(g):
         return m, "INCONCLUSIVE", f"{ch.metric}: a seed was stopped by the profile's epoch cap before solving"
     return m, verdict, ""
 
 
-def _missing_cells(rows: pd.DataFrame, select: dict) -> list[str]:
+def _seeds_meeting(g: pd.DataFrame, checks: list[Check]) -> int:
+    """How many seeds of one cell meet every check (the achievable reading)."""
+    held = pd.Series(True, index=g.index)
+    for ch in checks:
+        held &= _column(g, ch.metric).map(ch.holds)
+    return int(held.sum())
+
+
+def _achievable(cells: list, claim: Claim, measured: set[str]) -> tuple[str, int, int]:
+    """(verdict, seeds meeting every check, seeds) of the cell with the lowest success rate."""
+    if any(ch.metric not in measured for ch in claim.checks):
+        return "NOT-RUN", 0, 0
+    rates = [(_seeds_meeting(g, claim.checks), len(g), g) for _, g, _ in cells]
+    k, n, g = min(rates, key=lambda r: r[0] / r[1])
+    if k:
+        return "PASS", k, n
+    return ("INCONCLUSIVE" if stopped_by_cut(g) else "FAIL"), k, n
+
+
+def _missing_cells(rows: pd.DataFrame, claim: Claim) -> list[str]:
     """Listed select values (e.g. distance [254, 510]) with no row: the claim needs every one."""
     out = []
-    for key, want in select.items():
-        if isinstance(want, list):
+    for key, want in claim.select.columns().items():
+        if len(want) > 1:
             out += [f"{key}={v}" for v in want if not (rows[key] == v).any()]
     return out
 
 
-def check_claims(runs: pd.DataFrame, profile: dict, registry: list[dict]) -> pd.DataFrame:
-    """One row per claim: verdict, measured value and interval of its first check, seeds, notes."""
+def _seed_success(g: pd.DataFrame, claim: Claim) -> str:
     out = []
-    for c in registry:
-        rows = _select(runs, c["select"])
-        base = {"claim_id": c["id"], "source": c["source"], "claim": c["claim"], "published": c["published"],
-                "comparator": " and ".join(ch.text() for ch in c["checks"])}
-        if rows.empty:
-            out.append({**base, "measured": None, "low": None, "high": None, "interval": "", "n_seeds": 0,
-                        "seed_success": "", "verdict": "NOT-RUN", "details": "",
-                        "note": "no faithful cell of this claim in the run"})
-            continue
-        cells = []
-        for _, g in rows.groupby(CELL_KEYS, sort=True):
-            checks = [(ch, *_judge(g, ch)) for ch in c["checks"]]
-            verdicts = [v for _, _, v, _ in checks]
-            verdict = min(verdicts, key=COMBINE_ORDER.get)
-            if "NOT-RUN" in verdicts and "FAIL" not in verdicts:
-                verdict = "NOT-RUN"
-            cells.append((verdict, g, checks))
-        verdict, g, checks = min(cells, key=lambda x: COMBINE_ORDER[x[0]])
-        notes = [note for _, _, _, note in checks if note]
-        missing = _missing_cells(rows, c["select"])
-        if missing and verdict != "FAIL":
-            verdict = "INCONCLUSIVE"
-            notes.append(f"cells not in this run: {', '.join(missing)}")
-        if verdict != "NOT-RUN" and (profile.get("name") not in c["profiles"] or not profile.get("decides_claims", True)):
-            notes.append(f"profile '{profile.get('name')}' cannot decide this claim (decided by: {', '.join(c['profiles'])})")
-            verdict = "INCONCLUSIVE"
-        unmeasured = [ch.metric for ch, m, _, _ in checks if m is None]
-        if unmeasured:
-            notes.append(f"not measured in this run: {', '.join(unmeasured)}")
-        caps = sorted({int(x) for x in g["epoch_cap"].dropna()}) if "epoch_cap" in g else []
-        if caps:
-            notes.append(f"cut: epoch cap {caps} on the baseline / phase-1 budget")
-        first = checks[0][1]
-        success = []
-        if c["success"] is not None:
-            s = c["success"]
-            vals = g[s.metric].astype(float)
-            ok = int(sum(s.decide(v, v, v) == "PASS" for v in vals))
-            success.append(f"{ok}/{len(vals)} seeds {s.metric} {s.comparator} {s.threshold:g}")
-        if len(c["checks"]) > 1 and all(ch.metric in g.columns for ch in c["checks"]):
-            every = sum(all(ch.decide(v, v, v) == "PASS" for ch, v in zip(c["checks"], seed))
-                        for seed in zip(*(g[ch.metric].astype(float) for ch in c["checks"])))
-            success.append(f"{every}/{len(g)} seeds meet every check")
-        success = "; ".join(success)
-        details = "; ".join(
-            f"{ch.text()}: " + ("not measured" if m is None else f"{m[0]:.4f} [{m[1]:.4f}, {m[2]:.4f}] {m[3]} -> {v}")
-            for ch, m, v, _ in checks)
-        if len(cells) > 1:
-            notes.append(f"{len(cells)} cells; the worst is shown (d={g['distance'].iloc[0]})")
-        out.append({**base, "measured": None if first is None else first[0],
-                    "low": None if first is None else first[1], "high": None if first is None else first[2],
-                    "interval": "" if first is None else first[3], "n_seeds": int(g["seed"].nunique()),
-                    "seed_success": success, "verdict": verdict, "details": details, "note": "; ".join(notes)})
-    return pd.DataFrame(out)
+    if claim.success is not None:
+        s = claim.success
+        out.append(f"{_seeds_meeting(g, [s])}/{len(g)} seeds {s.metric} {s.comparator} {s.threshold:g}")
+    if len(claim.checks) > 1 and all(ch.metric in g.columns for ch in claim.checks):
+        out.append(f"{_seeds_meeting(g, claim.checks)}/{len(g)} seeds meet every check")
+    return "; ".join(out)
+
+
+def _not_run(base: dict, failed: int) -> dict:
+    verdict, note = ("INCONCLUSIVE", f"{failed} failed cell(s), no seed finished") if failed else \
+        ("NOT-RUN", "no faithful cell of this claim in the run")
+    return {**base, "measured": None, "low": None, "high": None, "interval": "", "n_seeds": 0, "seed_success": "",
+            "typical": verdict, "achievable": verdict, "achievable_seeds": "", "seed_success_low": None,
+            "seed_success_high": None, "verdict": verdict, "details": "", "note": note}
+
+
+def _check_claim(c: Claim, faithful: pd.DataFrame, failed_all: pd.DataFrame, profile: dict, measured: set[str]) -> dict:
+    rows = _matching(faithful, c)
+    failed = len(_matching(failed_all, c))
+    base = {"claim_id": c.id, "source": c.source, "claim": c.claim, "published": c.published,
+            "comparator": " and ".join(ch.text() for ch in c.checks), "reading": c.reading}
+    if rows.empty:
+        return _not_run(base, failed)
+    _refuse_nan(rows, c, measured)
+    cells = []
+    for _, g in rows.groupby(CELL_KEYS, sort=True):
+        checks = [(ch, *_judge(g, ch, measured)) for ch in c.checks]
+        verdicts = [v for _, _, v, _ in checks]
+        verdict = min(verdicts, key=COMBINE_ORDER.get)
+        if "NOT-RUN" in verdicts and "FAIL" not in verdicts:
+            verdict = "NOT-RUN"
+        cells.append((verdict, g, checks))
+    typical, g, checks = min(cells, key=lambda x: COMBINE_ORDER[x[0]])
+    achievable, k, n = _achievable(cells, c, measured)
+    notes = [note for _, _, _, note in checks if note]
+    missing = _missing_cells(rows, c)
+    if missing:
+        typical = "INCONCLUSIVE" if typical != "FAIL" else typical
+        achievable = "INCONCLUSIVE" if achievable == "PASS" else achievable
+        notes.append(f"cells not in this run: {', '.join(missing)}")
+    if failed:
+        typical = "INCONCLUSIVE" if typical == "PASS" else typical
+        achievable = "INCONCLUSIVE" if achievable == "FAIL" else achievable
+        notes.append(f"{failed} failed cell(s)")
+    if profile.get("name") not in c.profiles or not profile.get("decides_claims", True):
+        typical = "INCONCLUSIVE" if typical != "NOT-RUN" else typical
+        achievable = "INCONCLUSIVE" if achievable != "NOT-RUN" else achievable
+        if typical != "NOT-RUN":
+            notes.append(f"profile '{profile.get('name')}' cannot decide this claim "
+                         f"(decided by: {', '.join(c.profiles)})")
+    unmeasured = [ch.metric for ch, m, _, _ in checks if m is None]
+    if unmeasured:
+        notes.append(f"not measured in this run: {', '.join(unmeasured)}")
+    caps = sorted({int(x) for x in g["epoch_cap"].dropna()}) if "epoch_cap" in g else []
+    if caps:
+        notes.append(f"cut: epoch cap {caps} on the baseline / phase-1 budget")
+    if len(cells) > 1:
+        notes.append(f"{len(cells)} cells; the worst is shown (d={g['distance'].iloc[0]})")
+    first = checks[0][1]
+    low, high = wilson(k, n) if n else (None, None)
+    details = "; ".join(f"{ch.text()}: " + ("not measured" if m is None else
+                                             f"{m.mean:.4f} [{m.low:.4f}, {m.high:.4f}] {m.kind} -> {v}")
+                        for ch, m, v, _ in checks)
+    return {**base, "measured": None if first is None else first.mean, "low": None if first is None else first.low,
+            "high": None if first is None else first.high, "interval": "" if first is None else first.kind,
+            "n_seeds": int(g["seed"].nunique()), "seed_success": _seed_success(g, c), "typical": typical,
+            "achievable": achievable, "achievable_seeds": f"{k}/{n}" if n else "", "seed_success_low": low,
+            "seed_success_high": high, "verdict": typical if c.reading == "typical" else achievable,
+            "details": details, "note": "; ".join(notes)}
+
+
+COLUMNS = ["claim_id", "source", "claim", "published", "comparator", "measured", "low", "high", "interval", "n_seeds",
+           "seed_success", "reading", "typical", "achievable", "achievable_seeds", "seed_success_low",
+           "seed_success_high", "verdict", "details", "note"]
+
+
+def check_claims(runs: pd.DataFrame, profile: dict, registry: list[Claim]) -> pd.DataFrame:
+    """One row per claim (COLUMNS): both readings, the verdict its reading picks, the first check's
+    measurement and interval, the seeds' success rate with its Wilson interval, notes."""
+    _refuse_duplicates(runs)
+    faithful = faithful_rows(runs)
+    measured = _measured(faithful, registry)
+    failed = _failed_rows(runs)
+    return pd.DataFrame([_check_claim(c, faithful, failed, profile, measured) for c in registry], columns=COLUMNS)

@@ -7,34 +7,24 @@ from pathlib import Path
 import pandas as pd
 
 from suite.judge.claims import stopped_by_cut
+from suite.judge.published import key, load_published, pct, text
+from suite.schema.rows import faithful_rows, ok_rows
 
-#: the original's main table (original-experiment.md): distance -> column -> "acc (usage)"
-PUBLISHED_T1 = {
-    126: ("100%", "1%", "100% (16%)", "100% (0.3%)"),
-    254: ("100%", "2%", "100% (25%)", "99% (0.2%)"),
-    510: ("100%", "2%", "100% (25%)", "100% (25%)"),
-    1022: ("99%", "2%", "36% (74%)", "98% (90%)"),
-    2046: ("82%", "2%", "2% (35%)", "97% (38%)"),
-}
 T1_COLUMNS = (("AttnOnly", "attn", None), ("ConvOnly", "conv", None),
               ("Routed lambda->0.1", "routed", 0.1), ("Routed lambda->0.5", "routed", 0.5))
-
-
-def pct(x: float) -> str:
-    """Whole percent as the original prints it, one decimal below 1%."""
-    return f"{x:.1%}" if 0 < x < 0.01 else f"{x:.0%}"
 
 
 def main_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The original's table in its own format, ours (mean over seeds, test set) beside published."""
     rows = []
-    if runs.empty:
+    faithful = faithful_rows(runs)
+    if faithful.empty:
         return pd.DataFrame()
-    faithful = runs[(runs["faithful_model"].astype(bool)) & (runs["protocol"] == "faithful")
-                    & (runs["task"] == "assoc_recall")]
-    for d in sorted(set(faithful["distance"]) | set(PUBLISHED_T1)):
+    faithful = faithful[(faithful["protocol"] == "faithful") & (faithful["task"] == "assoc_recall")]
+    published = load_published()
+    for d in sorted(set(faithful["distance"]) | {k[0] for k in published}):
         row = {"distance": d}
-        for i, (title, model, lam) in enumerate(T1_COLUMNS):
+        for title, model, lam in T1_COLUMNS:
             cell = faithful[(faithful["distance"] == d) & (faithful["model"] == model)]
             if lam is not None:
                 cell = cell[cell["lambda_target"] == lam]
@@ -49,21 +39,35 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
                         ours += f", usage {pct(cell['usage'].min())}-{pct(cell['usage'].max())}"
                 if stopped_by_cut(cell):
                     ours += " (stopped by the epoch cap)"
-            pub = PUBLISHED_T1.get(d, ("",) * 4)[i]
-            row[title] = f"{ours} | pub. {pub}" if pub else ours
+            pub = published.get(key(d, model, lam))
+            row[title] = f"{ours} | pub. {text(pub)}" if pub else ours
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-CLAIM_COLUMNS = ["claim_id", "claim", "published", "measured", "low", "high", "n_seeds", "verdict"]
+CLAIM_COLUMNS = ["claim_id", "claim", "published", "measured", "low", "high", "n_seeds", "typical", "achievable",
+                 "verdict"]
+
+
+def achievable_text(row) -> str:
+    """'PASS (1/3 seeds, 95% CI 6%-79%)': the achievable reading with its seed success rate."""
+    if not row["achievable_seeds"]:
+        return row["achievable"]
+    return (f"{row['achievable']} ({row['achievable_seeds']} seeds, 95% CI "
+            f"{row['seed_success_low']:.0%}-{row['seed_success_high']:.0%})")
 
 
 def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
-    """The claims this run measured (NOT-RUN ones are listed by `not_run_line`)."""
-    df = claims[claims["verdict"] != "NOT-RUN"][CLAIM_COLUMNS].copy()
+    """The claims this run measured (NOT-RUN ones are listed by `not_run_line`); `verdict` is the
+    reading the registry picks for the claim, marked when it is not the typical one."""
+    df = claims[claims["verdict"] != "NOT-RUN"].copy()
+    if df.empty:
+        return df[CLAIM_COLUMNS]
+    df["achievable"] = df.apply(achievable_text, axis=1)
+    df["verdict"] = [v if r == "typical" else f"{v} ({r})" for v, r in zip(df["verdict"], df["reading"])]
     for col in ("measured", "low", "high"):
         df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
-    return df
+    return df[CLAIM_COLUMNS]
 
 
 def not_run_line(claims: pd.DataFrame) -> str:
@@ -83,6 +87,7 @@ COMPUTE_COLUMNS = ["task", "distance", "model", "protocol", "lambda_target", "se
 
 def compute_section(runs: pd.DataFrame) -> list[str]:
     """Savings three ways for every cell: what was published, what ran, what the clock says."""
+    runs = ok_rows(runs)
     if runs.empty or "macs_forward_executed" not in runs.columns:
         return []
     df = runs[[c for c in COMPUTE_COLUMNS if c in runs.columns]].copy()
@@ -109,7 +114,22 @@ def cells_table(runs: pd.DataFrame) -> pd.DataFrame:
     cols = ["task", "distance", "model", "lambda_target", "seed", "protocol", "epoch_cap", "accuracy",
             "accuracy_low", "accuracy_high", "val_accuracy", "usage", "usage_per_layer", "epochs_phase1",
             "epochs_phase2", "phase2_ran", "seconds"]
+    runs = ok_rows(runs)
     return runs[[c for c in cols if c in runs.columns]]
+
+
+FAILED_COLUMNS = ["task", "distance", "model", "lambda_target", "seed", "error"]
+
+
+def failed_section(runs: pd.DataFrame) -> list[str]:
+    """Cells that stopped with an error: not seeds of any verdict, so the reader must see them."""
+    if runs.empty or "status" not in runs.columns or not (runs["status"] == "failed").any():
+        return []
+    failed = runs[runs["status"] == "failed"]
+    return ["## Failed cells", "",
+            f"{len(failed)} cell(s) stopped with an error. They count as no seed; a claim over a cell with failed "
+            "seeds cannot PASS its typical reading (nor FAIL its achievable one).", "",
+            failed[[c for c in FAILED_COLUMNS if c in failed.columns]].to_markdown(index=False), ""]
 
 
 FIGURE_CAPTIONS = {
@@ -148,7 +168,11 @@ def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.Da
         "",
         f"Verdicts: {verdict_counts(claims)}. Accuracy is measured on a held-out test set of "
         f"{prof['test_sequences']} sequences per cell. Interval: Student t over seeds with >= 3 seeds; "
-        "with fewer, Wilson over the pooled test examples (accuracy) or the point value (other metrics). "
+        "with fewer, Wilson over the pooled test examples (accuracy) or the point value (other metrics); "
+        "clipped to the metric's range (accuracy and usage in [0, 1], savings at most 1). "
+        "Two readings over seeds: *typical* judges the seeds' mean with its interval; *achievable* holds when "
+        "at least one seed meets every check (seed success rate with its Wilson interval). `verdict` is the "
+        "reading the registry picks (typical unless marked). "
         "How each published number is read: `suite/data/claims.json`.",
         "",
         claims_table(claims).to_markdown(index=False),
@@ -160,6 +184,7 @@ def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.Da
         claims[claims["verdict"] != "NOT-RUN"][["claim_id", "comparator", "details", "seed_success", "note"]]
         .to_markdown(index=False),
         "",
+        *failed_section(runs),
         "## The original's main table, reproduced",
         "",
         "Ours: mean over seeds of held-out test accuracy (and attention usage, argmax routing); "

@@ -1,11 +1,38 @@
-"""Intervals for verdicts: Wilson over test examples (one seed), Student t over seeds (>= 3)."""
+"""The one interval over a cell's seeds, shared by the verdicts and the figures' error bars, so a
+figure never shows a different interval from the claim it illustrates.
+
+Student t over seeds with >= 3 seeds; with fewer, Wilson over the pooled test examples for
+accuracy, and the range over seeds otherwise. Every interval is clipped to what its metric can
+take: a mean of 0.995 over three seeds does not make an accuracy of 1.004 plausible.
+"""
 from __future__ import annotations
 
 import math
+import re
+from typing import NamedTuple
 
 from scipy import stats
 
 MIN_SEEDS_FOR_SEED_INTERVAL = 3
+#: metric -> (lowest, highest) value it can take; savings may be negative (slower than AttnOnly)
+RANGES = {"accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0), "usage": (0.0, 1.0), "val_usage": (0.0, 1.0),
+          "savings_notional": (-math.inf, 1.0), "savings_executed": (-math.inf, 1.0),
+          "savings_latency": (-math.inf, 1.0)}
+_LAYER_USAGE = re.compile(r"^usage_layer_\d+$")
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    if _LAYER_USAGE.match(metric):
+        return RANGES["usage"]
+    return RANGES.get(metric, (-math.inf, math.inf))
+
+
+class Interval(NamedTuple):
+    mean: float
+    low: float
+    high: float
+    n: int
+    kind: str  # which interval, in words, for the report
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -14,7 +41,7 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Interval for the mean over seeds; zero width when every seed agrees."""
+    """Interval for the mean over seeds (unclipped); zero width when every seed agrees."""
     n = len(values)
     mean = sum(values) / n
     if n < 2:
@@ -22,3 +49,24 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
     return mean - half, mean + half
+
+
+def interval(metric: str, values, correct=None, total=None) -> Interval | None:
+    """Mean and 95% interval of `metric` over one cell's seeds (NaN dropped), or None if none.
+    `correct`/`total` (per seed test counts) give accuracy its Wilson interval below 3 seeds."""
+    values = [float(v) for v in values if not math.isnan(float(v))]
+    n = len(values)
+    if n == 0:
+        return None
+    mean = sum(values) / n
+    if n >= MIN_SEEDS_FOR_SEED_INTERVAL:
+        (low, high), kind = t_interval(values), f"t over {n} seeds"
+    elif metric == "accuracy" and correct is not None and total is not None:
+        k, total = int(sum(correct)), int(sum(total))
+        mean, (low, high) = k / total, wilson(k, total)
+        kind = f"Wilson over {total} test examples ({n} seed{'s' if n > 1 else ''})"
+    else:
+        low, high = min(values), max(values)
+        kind = "point (1 seed)" if n == 1 else f"range over {n} seeds"
+    lo, hi = metric_range(metric)
+    return Interval(mean, max(low, lo), min(high, hi), n, kind)
