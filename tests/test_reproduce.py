@@ -24,8 +24,9 @@ def test_smoke_profile_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Estimated duration" in out and "CUT:" in out and "Claims (" in out
     (run,) = run_dirs(tmp_path)
-    assert {p.name for p in run.iterdir()} == {"runs.csv", "history.csv", "routing.csv", "manifest.json",
-                                               "claims.csv", "REPORT.md", "figures"}
+    assert {p.name for p in run.iterdir() if p.name != ".lock"} == {
+        "runs.csv", "history.csv", "routing.csv", "manifest.json", "claims.csv", "REPORT.md", "figures"}
+    assert not list(run.glob(".*.tmp"))
     assert (run / "figures" / "accuracy_vs_distance.png").stat().st_size > 0
     report = (run / "REPORT.md").read_text()
     assert "![accuracy_vs_distance](figures/accuracy_vs_distance.png)" in report
@@ -37,6 +38,8 @@ def test_smoke_profile_end_to_end(tmp_path, capsys):
                 "torch_version", "device", "profile", "protocol", "cuts", "seed", "test_total"):
         assert col in runs.columns, col
     assert (runs["test_sequences"] == 200).all() and (runs["cuts"].str.contains("tiny model")).all()
+    assert (runs["status"] == "ok").all() and runs["error"].isna().all()
+    assert runs["device"].str.match(r"cpu:.+ x\d+ threads$").all()
     for col in ("macs_forward_executed", "macs_forward_attn_ref", "savings_notional", "savings_executed",
                 "savings_latency", "train_flops_phase1", "train_flops_phase2"):
         assert runs[col].notna().all(), col
@@ -121,11 +124,15 @@ def test_rerun_without_resume_continues_the_unfinished_run(tmp_path, capsys):
 @pytest.mark.parametrize("make_args,needle", [
     (lambda t: ["reproduce", "--profile", "laptop"], "profile: unknown 'laptop'"),
     (lambda t: ["reproduce", "--profile", "smoke", "--results-dir", str(t / "file")], "is not a directory"),
-    (lambda t: ["reproduce", "--profile", str(t / "bad.json")], "grid[0]: distance: must be >= 2"),
+    (lambda t: ["reproduce", "--profile", str(t / "bad.json")], "distance"),
     (lambda t: ["reproduce", "--resume", "nope", "--results-dir", str(t)], "resume: no run 'nope'"),
+    (lambda t: ["reproduce", "--resume", "*", "--results-dir", str(t)], "'*'"),
+    (lambda t: ["reproduce", "--resume", "../x", "--results-dir", str(t)], "'../x'"),
+    (lambda t: ["reproduce", "--resume", "", "--results-dir", str(t)], "''"),
+    (lambda t: ["reproduce", "--profile", "smoke", "--results-dir", str(t / "file" / "sub")], "lies under the file"),
     (lambda t: ["reproduce", "--device", "tpu"], "--device: unknown 'tpu'"),
     (lambda t: ["claims", str(t)], "is not a results run"),
-    (lambda t: ["claims", str(t / "run"), "--claims-file", str(t / "claims.json")], "unknown comparator 'about'"),
+    (lambda t: ["claims", str(t / "run"), "--claims-file", str(t / "claims.json")], "comparator"),
 ])
 def test_bad_input_stops_before_any_work(tmp_path, capsys, monkeypatch, make_args, needle):
     (tmp_path / "file").write_text("x")
@@ -134,7 +141,8 @@ def test_bad_input_stops_before_any_work(tmp_path, capsys, monkeypatch, make_arg
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "manifest.json").write_text(json.dumps({"profile": {"name": "x"}}))
     (tmp_path / "claims.json").write_text(json.dumps({"claims": [{
-        "id": "x", "source": "T1", "claim": "c", "published": "1%", "select": {}, "profiles": [],
+        "id": "x", "source": "T1", "claim": "c", "published": "1%", "profiles": [],
+        "select": {"task": "assoc_recall", "distance": 126, "model": "attn", "protocol": "faithful"},
         "checks": [{"metric": "accuracy", "comparator": "about", "threshold": 0.1}]}]}))
     before = sorted(p.name for p in tmp_path.rglob("*"))
     monkeypatch.chdir(tmp_path)

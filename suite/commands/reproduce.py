@@ -2,31 +2,46 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from suite import __version__
-from suite.judge.claims import check_claims, load_registry
 from suite.compute.readings import compute_columns
-from suite.figures.draw import render_figures
 from suite.errors import ConfigError
-from suite.run.profiles import Cell, Profile, load_profile, parse_profile
-from suite.run.provenance import data_fingerprint, environment, utc_now
+from suite.figures.draw import render_figures
+from suite.judge.claims import check_claims, load_registry
 from suite.judge.report import claims_table, main_table, not_run_line, report_markdown, verdict_counts
 from suite.judge.stats import wilson
-from suite.run.store import CLAIMS, REPORT, RunStore, write_csv
-from suite.run.trainer import Trainer, evaluate
+from suite.run.memory import check_fits, training_bytes
+from suite.run.profiles import Cell, Profile, load_profile, parse_profile
+from suite.run.provenance import data_fingerprint, environment, utc_now
+from suite.run.store import CLAIMS, REPORT, RunStore, check_results_dir, write_csv
+from suite.run.trainer import NonFiniteLoss, Trainer, evaluate
+from suite.schema.rows import faithful_rows
 
 DEFAULT_RESULTS = Path("results")
 
 
 def default_profile(device: torch.device) -> str:
     return "paper" if device.type == "cuda" else "cpu"
+
+
+def check_profile_fits(profile: Profile, device: torch.device) -> None:
+    """The memory estimate of the profile's largest cell, checked before any cell is built."""
+    need, worst = 0, None
+    for cell in profile.cells:
+        task = cell.build_task()
+        n = training_bytes(cell.model, cell.model_config(), task.seq_len,
+                           cell.build_protocol().batch_size(task.seq_len), profile.test_sequences)
+        if n > need:
+            need, worst = n, cell
+    if worst is not None:
+        check_fits(f"profile {profile.name} cell {worst.describe()}", need, device)
 
 
 # -- planning --------------------------------------------------------------------------------------
@@ -57,10 +72,14 @@ def step_seconds(cell: Cell, device: torch.device, cache: dict) -> float:
     return cache[key]
 
 
-def estimate(profile: Profile, device: torch.device) -> list[float]:
-    """Upper bound of seconds per cell: every epoch of its budget, evaluation at ~1/3 of a step."""
+def estimate(profile: Profile, device: torch.device, done: set = frozenset()) -> list[float | None]:
+    """Upper bound of seconds per cell: every epoch of its budget, evaluation at ~1/3 of a step.
+    Stored cells (in `done`) are not timed: None."""
     cache, out = {}, []
     for cell in profile.cells:
+        if cell.config_hash(profile.test_sequences) in done:
+            out.append(None)
+            continue
         p = cell.build_protocol()
         s = step_seconds(cell, device, cache)
         per_epoch = s * (p.steps_per_epoch + p.eval_batches / 3)
@@ -69,7 +88,7 @@ def estimate(profile: Profile, device: torch.device) -> list[float]:
     return out
 
 
-def plan_text(profile: Profile, device: torch.device, bounds: list[float], done: set) -> str:
+def plan_text(profile: Profile, device: torch.device, bounds: list[float | None], done: set) -> str:
     lines = [f"Profile {profile.name} ({profile.source}): {profile.description}",
              f"Device: {device}; suite {__version__}; torch {torch.__version__}; "
              f"{len(profile.cells)} cells, held-out test set {profile.test_sequences} sequences per cell"]
@@ -80,8 +99,9 @@ def plan_text(profile: Profile, device: torch.device, bounds: list[float], done:
     lines.append("")
     lines.append(f"{'#':>3}  {'cell':<62} {'max epochs':>10} {'<= min':>8}")
     for i, (cell, b) in enumerate(zip(profile.cells, bounds), 1):
+        minutes = f"{b / 60:>8.1f}" if b is not None else f"{'-':>8}"
         mark = "  (stored)" if cell.config_hash(profile.test_sequences) in done else ""
-        lines.append(f"{i:>3}  {cell.describe():<62} {max_epochs(cell):>10} {b / 60:>8.1f}{mark}")
+        lines.append(f"{i:>3}  {cell.describe():<62} {max_epochs(cell):>10} {minutes}{mark}")
     todo = sum(b for c, b in zip(profile.cells, bounds) if c.config_hash(profile.test_sequences) not in done)
     lines.append("")
     bound = f"{todo / 60:.0f} min" if todo >= 60 else f"{todo:.0f} s"
@@ -92,6 +112,30 @@ def plan_text(profile: Profile, device: torch.device, bounds: list[float], done:
 
 
 # -- one cell ---------------------------------------------------------------------------------------
+def cell_columns(cell: Cell, profile: Profile, env: dict, run_id: str) -> dict:
+    """What a row says about its cell and machine, whether it trained or failed."""
+    task, protocol, cfg = cell.build_task(), cell.build_protocol(), cell.model_config()
+    return {
+        "run_id": run_id, "config_hash": cell.config_hash(profile.test_sequences), "label": cell.label,
+        "task": cell.task, "distance": cell.distance, "seq_len": task.seq_len,
+        "task_params": json.dumps(task.params(), sort_keys=True),
+        "model": cell.model, "lambda_target": cell.lambda_target, "seed": cell.seed,
+        "protocol": cell.protocol, "protocol_hash": protocol.digest(), "epoch_cap": cell.epoch_cap,
+        "cuts": " | ".join(profile.cuts), "profile": profile.name,
+        "model_config": json.dumps(cell.model_overrides, sort_keys=True), "faithful_model": cell.faithful_model,
+        "d_model": cfg.d_model, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "kernel_size": cfg.kernel_size,
+        "test_sequences": profile.test_sequences,
+        "data_fingerprint": data_fingerprint(task, cell.seed, 4),
+        "suite_version": env["suite_version"], "git_sha": env["git_sha"], "torch_version": env["torch"],
+        "device": env["device_name"], "finished_at": utc_now(),
+    }
+
+
+def failed_row(cell: Cell, profile: Profile, env: dict, run_id: str, error: Exception) -> dict:
+    """The row of a cell that stopped: identity and provenance, the error, no metrics."""
+    return {**cell_columns(cell, profile, env, run_id), "status": "failed", "error": str(error)}
+
+
 def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_id: str, progress: bool):
     task = cell.build_task()
     protocol = cell.build_protocol()
@@ -112,25 +156,14 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
     compute, routing = compute_columns(cell.model, result.model_for_usage, cfg, task, test_set, usage, device,
                                        protocol, result)
     row = {
-        "run_id": run_id, "config_hash": key, "label": cell.label,
-        "task": cell.task, "distance": cell.distance, "seq_len": task.seq_len,
-        "task_params": json.dumps(task.params(), sort_keys=True),
-        "model": cell.model, "lambda_target": cell.lambda_target, "seed": cell.seed,
-        "protocol": cell.protocol, "protocol_hash": protocol.digest(), "epoch_cap": cell.epoch_cap,
-        "cuts": " | ".join(profile.cuts), "profile": profile.name,
-        "model_config": json.dumps(cell.model_overrides, sort_keys=True), "faithful_model": cell.faithful_model,
-        "d_model": cfg.d_model, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "kernel_size": cfg.kernel_size,
+        **cell_columns(cell, profile, env, run_id), "status": "ok", "error": None,
         "params": result.params,
         "accuracy": acc, "accuracy_low": low, "accuracy_high": high, "test_correct": correct, "test_total": total,
-        "test_sequences": profile.test_sequences,
         "usage": usage, "usage_per_layer": json.dumps([round(u, 6) for u in per_layer]),
         **{f"usage_layer_{i}": u for i, u in enumerate(per_layer)},
         "val_accuracy": result.accuracy, "val_usage": result.usage,
         "epochs_phase1": result.epochs_phase1, "epochs_phase2": result.epochs_phase2,
         "phase2_ran": result.phase2_ran, "seconds": round(result.seconds, 2), **compute,
-        "data_fingerprint": data_fingerprint(task, cell.seed, 4),
-        "suite_version": env["suite_version"], "git_sha": env["git_sha"], "torch_version": env["torch"],
-        "device": env["device_name"], "finished_at": utc_now(),
     }
     history = [{"run_id": run_id, "config_hash": key, "task": cell.task, "distance": cell.distance,
                 "model": cell.model, "lambda_target": cell.lambda_target, "seed": cell.seed,
@@ -146,19 +179,32 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
 
 # -- the whole job ----------------------------------------------------------------------------------
 def check_and_report(store: RunStore, registry: list | None = None, write: bool = True, figures: bool = True):
-    """Verdicts of a stored run; with `write`: claims.csv, the figures (from the stored files
-    only, if `figures`), then REPORT.md embedding whatever figures exist."""
-    manifest = store.manifest()
+    """Verdicts of a stored run; with `write` (holding the run's lock): claims.csv, the figures
+    (from the stored files only, if `figures`), then REPORT.md embedding whatever figures exist."""
+    if not write:
+        return _verdicts(store, registry)
+    with store.lock():
+        return _write_report(store, registry, figures)
+
+
+def _verdicts(store: RunStore, registry: list | None):
     runs = store.runs()
-    claims = check_claims(runs, manifest["profile"], registry if registry is not None else load_registry())
-    if write:
-        write_csv(store.path / CLAIMS, claims)
-        if figures:
-            try:
-                render_figures(store.path)
-            except ConfigError as e:
-                print(f"figures: not drawn: {e}", file=sys.stderr)
-        store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims, store.path))
+    claims = check_claims(runs, store.manifest()["profile"], registry if registry is not None else load_registry())
+    return runs, claims
+
+
+def _write_report(store: RunStore, registry: list | None = None, figures: bool = True, status: dict | None = None):
+    """claims.csv, figures, REPORT.md, in that order; the caller holds the lock. `status`: the
+    manifest fields the run will have once its report exists (the report shows them)."""
+    runs, claims = _verdicts(store, registry)
+    write_csv(store.path / CLAIMS, claims)
+    if figures:
+        try:
+            render_figures(store.path)
+        except ConfigError as e:
+            print(f"figures: not drawn: {e}", file=sys.stderr)
+    manifest = {**store.manifest(), **(status or {})}
+    store.write_text(REPORT, report_markdown(manifest, manifest.get("plan", ""), runs, claims, store.path))
     return runs, claims
 
 
@@ -170,18 +216,27 @@ def print_summary(runs, claims, out=None) -> None:
         print(table.to_string(index=False), file=out)
     print(not_run_line(claims), file=out)
     table = main_table(runs)
-    faithful = not runs.empty and bool(runs["faithful_model"].astype(bool).any())
+    faithful = not faithful_rows(runs).empty
     if not table.empty and faithful:
         print("\nThe original's main table (ours | published):", file=out)
         print(table.to_string(index=False), file=out)
     else:
         print("\nThe original's main table: no cell of this run uses the faithful model", file=out)
+    failed = runs[runs["status"] == "failed"] if "status" in runs.columns else runs.iloc[:0]
+    if len(failed):
+        print(f"\n{len(failed)} cell(s) FAILED, stored as failed (a resume does not retry them; "
+              f"--fresh starts a new run that retrains every cell):", file=out)
+        for _, r in failed.iterrows():
+            print(f"  {r['model']} d={r['distance']} lambda={r['lambda_target']:g} seed={r['seed']}: {r['error']}",
+                  file=out)
 
 
 def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, device: torch.device,
               dry_run: bool = False, fresh: bool = False, progress: bool = True) -> int:
     results_dir = Path(results_dir)
-    if results_dir.exists() and not results_dir.is_dir():
+    if not dry_run:
+        check_results_dir(results_dir)
+    elif results_dir.exists() and not results_dir.is_dir():
         raise ConfigError(f"results-dir: '{results_dir}' exists and is not a directory")
     store = None
     if resume:
@@ -198,9 +253,10 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
                 print(f"Resuming the unfinished run {store.path.name} of profile {profile.name} "
                       f"(use --fresh for a new run)")
                 profile = parse_profile(store.manifest()["profile_data"], profile.source)
+    check_profile_fits(profile, device)
     env = environment(device)
     done = store.finished_cells() if store else set()
-    bounds = estimate(profile, device)
+    bounds = estimate(profile, device, done)
     plan = plan_text(profile, device, bounds, done)
     print(plan, flush=True)
     if dry_run:
@@ -208,22 +264,24 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
         return 0
 
     if store is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        run_id = f"{profile.name}-{stamp}"
         data = json.loads(Path(profile.source).read_text()) if profile.source else {}
-        store = RunStore.create(results_dir, run_id, {
-            "run_id": run_id, "status": "running", "started": utc_now(), "suite_version": __version__,
+        store = RunStore.create(results_dir, profile.name, {
+            "status": "running", "started": utc_now(), "suite_version": __version__,
             "profile": {k: v for k, v in profile.to_dict().items() if k != "cells"},
             "profile_data": data, "cells": [c.describe() for c in profile.cells],
             "protocols": {c.protocol: c.build_protocol().to_dict() for c in profile.cells},
             "environment": env, "plan": plan, "command": " ".join(sys.argv),
         })
+    hint = f"python -m suite reproduce --resume {store.path.name}"
+    if results_dir != DEFAULT_RESULTS:
+        hint += f" --results-dir {shlex.quote(str(results_dir))}"
     with store.lock():
-        return _run(store, profile, device, env, progress)
+        return _run(store, profile, device, env, progress, hint)
 
 
-def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool) -> int:
-    """Train the cells not stored yet, then check claims, draw figures and write the report."""
+def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool, hint: str) -> int:
+    """Train the cells not stored yet, then check claims, draw figures and write the report; only
+    then is the run complete (an interruption before that is finished by a re-run, untrained)."""
     run_id = store.path.name
     store.drop_orphan_history()
     done = store.finished_cells()
@@ -236,19 +294,24 @@ def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, pro
                   disable=not progress, unit="cell", dynamic_ncols=True) as bar:
             for cell in todo:
                 bar.set_postfix_str(cell.describe())
-                row, history, routing = run_cell(cell, profile, device, env, run_id, progress)
+                try:
+                    row, history, routing = run_cell(cell, profile, device, env, run_id, progress)
+                    line = f"accuracy {row['accuracy']:.4f} usage {row['usage']:.4f} ({row['seconds'] / 60:.1f} min)"
+                except NonFiniteLoss as e:
+                    row, history, routing = failed_row(cell, profile, env, run_id, e), [], None
+                    line = f"FAILED: {e}"
                 store.append_cell(row, history, routing)
-                tqdm.write(f"  done: {cell.describe()}: accuracy {row['accuracy']:.4f} usage {row['usage']:.4f} "
-                           f"({row['seconds'] / 60:.1f} min)")
+                tqdm.write(f"  done: {cell.describe()}: {line}")
                 bar.update(1)
                 store.update_manifest(wall_seconds=already + time.perf_counter() - start)
+        status = {"status": "complete", "finished": utc_now(), "wall_seconds": already + time.perf_counter() - start}
+        runs, claims = _write_report(store, status=status)
     except KeyboardInterrupt:
         n = len(store.finished_cells())
         print(f"\ninterrupted: {n}/{len(profile.cells)} cells stored in {store.path}; "
-              f"resume with: python -m suite reproduce --resume {run_id}", file=sys.stderr)
+              f"resume with: {hint}", file=sys.stderr)
         return 130
-    store.update_manifest(status="complete", finished=utc_now(), wall_seconds=already + time.perf_counter() - start)
-    runs, claims = check_and_report(store)
+    store.update_manifest(**status)
     print_summary(runs, claims)
     print(f"\nWrote {store.path}/ (runs.csv, history.csv, routing.csv, claims.csv, manifest.json, REPORT.md)")
     return 0

@@ -14,6 +14,7 @@ import torch
 from suite import __version__
 
 REPO = Path(__file__).resolve().parent.parent.parent
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def git_sha() -> str:
@@ -28,10 +29,23 @@ def git_sha() -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what platform knows (often just 'x86_64')."""
+    try:
+        for line in CPUINFO.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def device_name(device: torch.device) -> str:
+    """The machine a row was measured on: the GPU's name, or the CPU model and torch's thread count."""
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+    return f"cpu:{cpu_model()} x{torch.get_num_threads()} threads"
 
 
 def environment(device: torch.device) -> dict:

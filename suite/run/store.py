@@ -8,13 +8,19 @@ import contextlib
 import io
 import json
 import os
+import re
+import sys
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
+import filelock
 import pandas as pd
 
 from suite import __version__
 from suite.errors import ConfigError
+from suite.schema.bounds import NAME_PATTERN
+from suite.schema.rows import read_runs, validate_row
 
 RUNS, HISTORY, MANIFEST, CLAIMS, REPORT = "runs.csv", "history.csv", "manifest.json", "claims.csv", "REPORT.md"
 ROUTING = "routing.csv"
@@ -62,9 +68,46 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
 DTYPES = {"config_hash": str, "run_id": str}
 
 
-def read_runs(run_dir) -> pd.DataFrame:
-    """One pandas call reads a run back: this is it."""
-    return pd.read_csv(Path(run_dir) / RUNS, dtype=DTYPES)
+NAME_RULE = "letters, digits, '.', '_', '-'; no path separators, no leading dot"
+
+
+def run_stamp() -> str:
+    """UTC start time to the microsecond: run ids sort by start and rarely collide."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def read_manifest(path: Path) -> dict:
+    """A manifest.json as a dict, or a one-line ConfigError naming the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"manifest: '{path}' is unreadable or corrupt ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"manifest: '{path}' is corrupt (not a JSON object)")
+    return data
+
+
+def _manifest_or_none(path: Path) -> dict | None:
+    """Another run's manifest while searching: a corrupt one is skipped with a warning, not fatal."""
+    try:
+        return read_manifest(path)
+    except ConfigError as e:
+        print(f"warning: skipped: {e}", file=sys.stderr)
+        return None
+
+
+def check_results_dir(results_dir: Path) -> None:
+    """Refuse, before any work, a results dir that cannot hold a run folder."""
+    p = Path(results_dir).absolute()
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    if not p.is_dir():
+        where = "" if p == Path(results_dir).absolute() else f" (it lies under the file '{p}')"
+        raise ConfigError(f"results-dir: '{results_dir}' is not a directory{where}")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"results-dir: '{results_dir}' is not writable ('{p}')")
 
 
 class RunStore:
@@ -79,32 +122,50 @@ class RunStore:
         return Path(results_dir) / __version__
 
     @classmethod
-    def create(cls, results_dir: Path, run_id: str, manifest: dict) -> "RunStore":
-        results_dir = Path(results_dir)
-        if results_dir.exists() and not results_dir.is_dir():
-            raise ConfigError(f"results-dir: '{results_dir}' exists and is not a directory")
-        path = cls.version_dir(results_dir) / run_id
-        path.mkdir(parents=True, exist_ok=False)
-        store = cls(path)
-        store.write_manifest(manifest)
-        return store
+    def create(cls, results_dir: Path, prefix: str, manifest: dict) -> "RunStore":
+        """A new run folder '<prefix>-<stamp>' with its manifest. The prefix is a plain name, so the
+        folder is a direct child of <results_dir>/<version>/; it is created exclusively (never an
+        existing folder or link), retried with a suffix, so runs started in the same instant differ."""
+        if not re.match(NAME_PATTERN, prefix):
+            raise ConfigError(f"run id: '{prefix}' is not a run folder name ({NAME_RULE})")
+        check_results_dir(results_dir)
+        vdir = cls.version_dir(results_dir)
+        stamp = run_stamp()
+        for n in range(100):
+            run_id = f"{prefix}-{stamp}" + (f"-{n}" if n else "")
+            path = vdir / run_id
+            try:
+                vdir.mkdir(parents=True, exist_ok=True)
+                path.mkdir(exist_ok=False)
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise ConfigError(f"results-dir: cannot create '{path}' ({e.strerror})") from None
+            store = cls(path)
+            store.write_manifest({**manifest, "run_id": run_id})
+            return store
+        raise ConfigError(f"results-dir: no free run id for '{prefix}' under '{vdir}'")
 
     @classmethod
     def open(cls, path: Path) -> "RunStore":
-        """An existing run folder; anything else is a one-line error."""
+        """An existing run folder; anything else (or a corrupt manifest) is a one-line error."""
         path = Path(path)
         if not path.is_dir() or not (path / MANIFEST).is_file():
             raise ConfigError(f"run dir: '{path}' is not a results run (no {MANIFEST})")
         store = cls(path)
-        store.clean_temporaries()
+        store.manifest()
         return store
 
     @classmethod
     def find(cls, results_dir: Path, run_id: str) -> "RunStore":
+        """The run `run_id` under any version folder of results_dir (the newest version's if several)."""
         results_dir = Path(results_dir)
+        if not re.match(NAME_PATTERN, run_id or ""):
+            raise ConfigError(f"resume: '{run_id}' is not a run id ({NAME_RULE})")
         if not results_dir.is_dir():
             raise ConfigError(f"results-dir: '{results_dir}' is not a directory")
-        matches = sorted(p for p in results_dir.glob(f"*/{run_id}") if (p / MANIFEST).is_file())
+        matches = sorted(p for p in results_dir.glob(f"*/{run_id}")
+                         if (p / MANIFEST).is_file() and _manifest_or_none(p / MANIFEST) is not None)
         if not matches:
             raise ConfigError(f"resume: no run '{run_id}' under {results_dir}")
         return cls.open(matches[-1])
@@ -116,11 +177,11 @@ class RunStore:
         if not vdir.is_dir():
             return None
         for p in sorted(vdir.iterdir(), reverse=True):
-            m = p / MANIFEST
-            if m.is_file():
-                data = json.loads(m.read_text())
-                if data.get("profile", {}).get("name") == profile_name and data.get("status") != "complete":
-                    return cls.open(p)
+            if not (p / MANIFEST).is_file():
+                continue
+            data = _manifest_or_none(p / MANIFEST)
+            if data and (data.get("profile") or {}).get("name") == profile_name and data.get("status") != "complete":
+                return cls.open(p)
         return None
 
     @classmethod
@@ -129,16 +190,14 @@ class RunStore:
         results_dir = Path(results_dir)
         if not results_dir.is_dir():
             raise ConfigError(f"results-dir: '{results_dir}' is not a directory")
-
-        def started(manifest: Path) -> str:
-            try:
-                return str(json.loads(manifest.read_text()).get("started", ""))
-            except (OSError, ValueError, AttributeError):
-                return ""
-        found = sorted(results_dir.glob(f"*/*/{MANIFEST}"), key=lambda m: (started(m), m.stat().st_mtime, str(m)))
+        found = []
+        for m in results_dir.glob(f"*/*/{MANIFEST}"):
+            data = _manifest_or_none(m)
+            if data is not None:
+                found.append((str(data.get("started", "")), m.stat().st_mtime, str(m), m))
         if not found:
-            raise ConfigError(f"results-dir: no run folder with {MANIFEST} under '{results_dir}'")
-        return cls.open(found[-1].parent)
+            raise ConfigError(f"results-dir: no run folder with a readable {MANIFEST} under '{results_dir}'")
+        return cls.open(max(found)[-1].parent)
 
     # -- contents --------------------------------------------------------------------------------
     def clean_temporaries(self) -> None:
@@ -146,7 +205,7 @@ class RunStore:
             tmp.unlink()
 
     def manifest(self) -> dict:
-        return json.loads((self.path / MANIFEST).read_text())
+        return read_manifest(self.path / MANIFEST)
 
     def write_manifest(self, manifest: dict) -> None:
         atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -158,7 +217,7 @@ class RunStore:
 
     def runs(self) -> pd.DataFrame:
         p = self.path / RUNS
-        return pd.read_csv(p, dtype=DTYPES) if p.is_file() else pd.DataFrame()
+        return read_runs(p) if p.is_file() else pd.DataFrame()
 
     def table(self, name: str) -> pd.DataFrame:
         p = self.path / name
@@ -183,6 +242,7 @@ class RunStore:
 
     def append_cell(self, row: dict, history_rows: list[dict], routing_rows: list[dict] | None = None) -> None:
         """Per-cell tables first, then the run row: a cell counts as finished once its row exists."""
+        validate_row(row)
         if row["config_hash"] in self.finished_cells():
             raise RuntimeError(f"cell {row['config_hash']} already stored")
         for name, rows in ((HISTORY, history_rows), (ROUTING, routing_rows)):
@@ -193,28 +253,20 @@ class RunStore:
 
     @contextlib.contextmanager
     def lock(self):
-        """One process writes a run at a time; a lock left by a dead process is taken over."""
-        path = self.path / ".lock"
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                break
-            except FileExistsError:
-                try:
-                    pid = int(path.read_text().strip() or 0)
-                    os.kill(pid, 0)
-                except (ValueError, ProcessLookupError, FileNotFoundError):
-                    path.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
-                raise ConfigError(f"run dir: '{self.path}' is being written by process {pid}")
-        else:
-            raise ConfigError(f"run dir: cannot lock '{self.path}'")
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
+        """One process writes a run at a time: an OS lock (flock), so the kernel frees it when its
+        holder dies. Holding it, temporaries a killed writer left behind are removed."""
+        lock = filelock.FileLock(self.path / ".lock", timeout=0)
         try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise ConfigError(f"run dir: '{self.path}' is being written by another process") from None
+        except OSError as e:
+            raise ConfigError(f"run dir: cannot lock '{self.path}' ({e.strerror or e})") from None
+        try:
+            self.clean_temporaries()
             yield self
         finally:
-            path.unlink(missing_ok=True)
+            lock.release()
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.path / name, text)
