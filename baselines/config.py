@@ -1,35 +1,40 @@
-"""Model configuration: defaults are the original script's."""
+"""Model configuration: defaults are the original script's. Validated on construction (strict
+types, bounds below); bad values raise pydantic's ValidationError naming the field."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from typing import Annotated
+
+import pydantic
+from pydantic import Field
+
+#: largest sizes accepted (README: bad input); far above anything the suite trains
+MAX_WIDTH = 8192
+MAX_LAYERS = 64
+MAX_KERNEL = 4096
+MAX_VOCAB = 1 << 20
 
 
 class ModelConfigError(ValueError):
-    """A model parameter is unknown or impossible; the message is one line naming it."""
+    """An unknown model, router or config key; the message is one line naming it."""
 
 
-@dataclass(frozen=True)
+
+@pydantic.dataclasses.dataclass(frozen=True, config=pydantic.ConfigDict(extra="forbid", strict=True,
+                                                                          allow_inf_nan=False))
 class ModelConfig:
-    vocab_size: int = 256
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    kernel_size: int = 64
-    ffn_mult: int = 4
-    ema_decay: float = 0.9   # the router's causal moving average
+    vocab_size: Annotated[int, Field(ge=1, le=MAX_VOCAB)] = 256
+    d_model: Annotated[int, Field(ge=1, le=MAX_WIDTH)] = 128
+    n_layers: Annotated[int, Field(ge=1, le=MAX_LAYERS)] = 4
+    n_heads: Annotated[int, Field(ge=1, le=MAX_WIDTH)] = 4
+    kernel_size: Annotated[int, Field(ge=1, le=MAX_KERNEL)] = 64
+    ffn_mult: Annotated[int, Field(ge=1, le=64)] = 4
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9   # the router's causal moving average
     router: str = "gumbel"   # name in baselines.routers.ROUTERS
 
     def __post_init__(self):
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "kernel_size", "ffn_mult"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ModelConfigError(f"{name}: must be a positive integer, got {v!r}")
         if self.d_model % self.n_heads:
-            raise ModelConfigError(
-                f"n_heads: must divide d_model ({self.d_model}), got {self.n_heads}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ModelConfigError(f"ema_decay: must be in [0, 1), got {self.ema_decay}")
+            raise ValueError(f"n_heads: must divide d_model ({self.d_model}), got {self.n_heads}")
 
     @property
     def head_dim(self) -> int:
@@ -37,6 +42,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
+        if not isinstance(values, dict):
+            raise ModelConfigError(f"model: must be an object of model parameters, got {values!r}")
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - allowed)
         if unknown:

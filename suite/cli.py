@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from typing import Annotated
 
 import pandas as pd
+import pydantic
+from pydantic import Field
 
 from baselines import MODELS, ModelConfig, build_model, count_params
 from tasks import TASKS, make_task
 
 from suite.run.devices import DEVICES, resolve_device
-from suite.errors import INPUT_ERRORS, ConfigError
+from suite.errors import INPUT_ERRORS, ConfigError, message, one_line
+from suite.schema.bounds import Distance, Lambda, Name, Seed, SeqLen
 from suite.run.protocol import PROTOCOLS, get_protocol
 
 
@@ -22,31 +27,20 @@ class Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got '{text}'")
-    return value
+def typed(annotation, kind=int, what: str = ""):
+    """An argparse type: the text read as `kind`, then validated against the schema's bounds."""
+    adapter = pydantic.TypeAdapter(annotation)
 
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got '{text}'")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got '{text}'")
-    return value
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what or kind.__name__}, got '{text}'") from None
+        try:
+            return adapter.validate_python(value)
+        except pydantic.ValidationError as e:
+            raise argparse.ArgumentTypeError(one_line(e).removeprefix("input: ")) from None
+    return parse
 
 
 def choice(allowed):
@@ -55,6 +49,15 @@ def choice(allowed):
             raise argparse.ArgumentTypeError(f"unknown '{text}'; allowed: {', '.join(allowed)}")
         return text
     return parse
+
+
+SEED = typed(Seed, int, "an integer")
+DISTANCE = typed(Distance, int, "an integer")
+SEQ_LEN = typed(SeqLen, int, "an integer")
+LAMBDA = typed(Lambda, float, "a number")
+USAGE = typed(Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)], float, "a number")
+MODEL_SIZE = typed(Annotated[int, Field(ge=1)], int, "an integer")
+RUN_ID = typed(Name, str, "a run id")
 
 
 MODEL_FLAGS = ("d_model", "n_layers", "n_heads", "kernel_size")
@@ -66,15 +69,15 @@ def build_parser() -> Parser:
 
     t = sub.add_parser("train", help="train one cell under a protocol and print its result")
     t.add_argument("--task", required=True, type=choice(sorted(TASKS)))
-    t.add_argument("--distance", required=True, type=non_negative_int)
+    t.add_argument("--distance", required=True, type=DISTANCE)
     t.add_argument("--model", required=True, type=choice(list(MODELS)))
-    t.add_argument("--lambda-target", type=non_negative_float, default=None,
+    t.add_argument("--lambda-target", type=LAMBDA, default=None,
                    help="final attention cost of phase 2 (routed only; default 0.5)")
-    t.add_argument("--seed", type=non_negative_int, default=0)
+    t.add_argument("--seed", type=SEED, default=0)
     t.add_argument("--device", type=choice(DEVICES), default="auto")
     t.add_argument("--protocol", type=choice(list(PROTOCOLS)), default="faithful")
     for f in MODEL_FLAGS:
-        t.add_argument("--" + f.replace("_", "-"), type=non_negative_int, default=None,
+        t.add_argument("--" + f.replace("_", "-"), type=MODEL_SIZE, default=None,
                        help=f"model {f} (default: the original's)")
     t.add_argument("--format", type=choice(["table", "json"]), default="table")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -87,7 +90,7 @@ def build_parser() -> Parser:
     r.add_argument("--profile", default=None,
                    help="smoke, cpu, paper, or a path to a .json profile (default: paper on a GPU, cpu otherwise)")
     r.add_argument("--results-dir", default="results")
-    r.add_argument("--resume", default=None, metavar="RUN_ID", help="continue an interrupted run")
+    r.add_argument("--resume", default=None, type=RUN_ID, metavar="RUN_ID", help="continue an interrupted run")
     r.add_argument("--fresh", action="store_true", help="start a new run even if one of this profile is unfinished")
     r.add_argument("--device", type=choice(DEVICES), default="auto")
     r.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
@@ -95,13 +98,13 @@ def build_parser() -> Parser:
 
     f = sub.add_parser("flops", help="forward MACs by part: dense, causal-effective and executed readings")
     f.add_argument("--model", required=True, type=choice(list(MODELS)))
-    f.add_argument("--seq-len", required=True, type=positive_int)
-    f.add_argument("--usage", type=non_negative_float, default=None,
+    f.add_argument("--seq-len", required=True, type=SEQ_LEN)
+    f.add_argument("--usage", type=USAGE, default=None,
                    help="routed only: attention usage per layer (default: one routed query, 1/seq-len)")
     f.add_argument("--execution", type=choice(["sparse", "dense"]), default="sparse",
                    help="routed only: sparse (really skips) or dense (the original: both branches everywhere)")
     for fl in MODEL_FLAGS:
-        f.add_argument("--" + fl.replace("_", "-"), type=positive_int, default=None)
+        f.add_argument("--" + fl.replace("_", "-"), type=MODEL_SIZE, default=None)
     f.add_argument("--format", type=choice(["table", "csv"]), default="table")
     f.add_argument("--no-check", action="store_true", help="skip the fvcore / FlopCounterMode cross-check")
 
@@ -117,7 +120,17 @@ def build_parser() -> Parser:
     return p
 
 
+def finite_or_none(row: dict) -> dict:
+    """JSON has no NaN or Infinity: a non-finite number is printed as null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return [clean(x) for x in v] if isinstance(v, list) else v
+    return {k: clean(v) for k, v in row.items()}
+
+
 def cmd_train(a) -> int:
+    from suite.run.memory import check_fits, training_bytes
     from suite.run.trainer import train
 
     task = make_task(a.task, distance=a.distance)
@@ -127,12 +140,14 @@ def cmd_train(a) -> int:
         lam = 0.5 if a.model == "routed" else 0.0
     protocol = get_protocol(a.protocol)
     device = resolve_device(a.device)
+    check_fits(f"distance {a.distance}", training_bytes(a.model, cfg, task.seq_len, protocol.batch_size(task.seq_len)),
+               device)
     r = train(task, a.model, lambda_target=lam, seed=a.seed, protocol=protocol, model_config=cfg,
               device=device, progress=not a.quiet, desc=f"{a.model} d={a.distance} ")
     row = {"task": a.task, "distance": a.distance, "model": a.model, "lambda_target": lam,
            "seed": a.seed, "device": str(device), **r.summary()}
     if a.format == "json":
-        print(json.dumps(row))
+        print(json.dumps(finite_or_none(row), allow_nan=False))
     else:
         row["usage_per_layer"] = " ".join(f"{u:.4f}" for u in row["usage_per_layer"])
         print(pd.DataFrame([row]).to_string(index=False))
@@ -196,7 +211,7 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except INPUT_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

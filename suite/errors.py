@@ -5,7 +5,7 @@ any pydantic ValidationError becomes one line naming the parameter path and what
 """
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pydantic
 
@@ -18,7 +18,12 @@ class ConfigError(ValueError):
 
 
 #: every error that means "the input is wrong", wherever it was raised
-INPUT_ERRORS = (ConfigError, TaskConfigError, ModelConfigError)
+INPUT_ERRORS = (ConfigError, TaskConfigError, ModelConfigError, pydantic.ValidationError)
+
+
+def message(err: Exception) -> str:
+    """The one line printed for any input error."""
+    return one_line(err) if isinstance(err, pydantic.ValidationError) else " ".join(str(err).split())
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -33,20 +38,22 @@ def _path(loc: tuple) -> str:
     return out
 
 
-def one_line(err: pydantic.ValidationError, where: str = "") -> str:
+def one_line(err: pydantic.ValidationError, where: str = "", model=None) -> str:
     """The first error of a validation as 'path: what is wrong (got value)'."""
     e = err.errors(include_url=False)[0]
+    allowed = ", ".join(sorted(_field_names(model, err))) if model is not None else ""
     path = _path(tuple(e.get("loc", ())))
-    name = ".".join(p for p in (where, path) if p) or "input"
     msg = e.get("msg", "invalid").removeprefix("Value error, ")
-    if e.get("type") == "extra_forbidden":
-        allowed = getattr(err, "_allowed", None)
+    if not path and e.get("type") == "value_error" and ": " in msg:   # a cross-field rule names its key
+        path, msg = msg.split(": ", 1)
+    name = ".".join(p for p in (where, path) if p) or "input"
+    if e.get("type") in ("extra_forbidden", "unexpected_keyword_argument"):
         msg = "unknown key" + (f"; allowed: {allowed}" if allowed else "")
     elif e.get("type") == "missing":
         msg = "missing (required)"
     got = e.get("input")
     text = f"{name}: {msg}"
-    if e.get("type") not in ("missing",) and not isinstance(got, (dict, list)) and "got" not in msg:
+    if e.get("type") not in ("missing", "value_error") and not isinstance(got, (dict, list)) and "got" not in msg:
         text += f" (got {got!r})"
     more = err.error_count() - 1
     if more:
@@ -54,13 +61,21 @@ def one_line(err: pydantic.ValidationError, where: str = "") -> str:
     return " ".join(text.split())
 
 
-def parse(model: type[M], data, where: str = "") -> M:
-    """Validate untyped data into `model`, or raise ConfigError with one line."""
+def parse(model: type[M], data, where: str = "", strict: bool | None = None) -> M:
+    """Validate untyped data into `model` (a pydantic model, dataclass or type), or raise
+    ConfigError with one line. `strict` overrides the model's own setting (a bare type is lax)."""
     try:
-        return model.model_validate(data)
+        return pydantic.TypeAdapter(model).validate_python(data, strict=strict)
     except pydantic.ValidationError as e:
-        e._allowed = ", ".join(sorted(_field_names(model, e)))
-        raise ConfigError(one_line(e, where)) from None
+        raise ConfigError(one_line(e, where, model)) from None
+
+
+def build(cls, where: str = "", **kwargs) -> Any:
+    """Construct a validated dataclass from keyword arguments; errors as one ConfigError line."""
+    try:
+        return cls(**kwargs)
+    except pydantic.ValidationError as e:
+        raise ConfigError(one_line(e, where, cls)) from None
 
 
 def _field_names(model: type[pydantic.BaseModel], err: pydantic.ValidationError) -> list[str]:
@@ -70,14 +85,19 @@ def _field_names(model: type[pydantic.BaseModel], err: pydantic.ValidationError)
     for part in loc[:-1]:
         if isinstance(part, int) or cls is None:
             continue
-        field = cls.model_fields.get(part) if hasattr(cls, "model_fields") else None
+        field = _fields(cls).get(part)
         cls = _inner_model(field.annotation) if field else None
-    return list(cls.model_fields) if cls is not None and hasattr(cls, "model_fields") else []
+    return list(_fields(cls)) if cls is not None else []
+
+
+def _fields(cls) -> dict:
+    """Fields of a pydantic model or pydantic dataclass."""
+    return getattr(cls, "model_fields", None) or getattr(cls, "__pydantic_fields__", None) or {}
 
 
 def _inner_model(annotation):
     import typing
-    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+    if isinstance(annotation, type) and _fields(annotation):
         return annotation
     for arg in typing.get_args(annotation):
         found = _inner_model(arg)

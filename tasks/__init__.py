@@ -12,7 +12,8 @@ TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (AssocRecall, Copy, Ind
 
 
 def make_task(name: str, **params) -> Task:
-    """Build a task by name; unknown names or parameters raise TaskConfigError (one line)."""
+    """Build a task by name. Unknown names or parameters raise TaskConfigError (one line);
+    impossible values raise pydantic's ValidationError from the task's own schema."""
     if name not in TASKS:
         raise TaskConfigError(f"task: unknown '{name}'; allowed: {', '.join(sorted(TASKS))}")
     cls = TASKS[name]
@@ -23,8 +24,6 @@ def make_task(name: str, **params) -> Task:
     if unknown:
         raise TaskConfigError(
             f"{unknown[0]}: not a parameter of task '{name}'; allowed: {', '.join(sorted(public))}")
-    if "distance" not in params:
-        raise TaskConfigError(f"distance: required by task '{name}'")
     return cls(**{public[k]: v for k, v in params.items()})
 
 

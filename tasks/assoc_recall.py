@@ -1,19 +1,19 @@
 """The original single-pair associative recall task (`generate_recall_batch`), exactly."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
+from pydantic import Field
 
-from .base import Batch, Task, TaskConfigError, check_int, uniform
+from .base import Batch, Task, task_dataclass, uniform
 
 KEYS = (10, 110)
 VALUES = (110, 210)
 NOISE = (210, 256)
 
 
-@dataclass(frozen=True)
+@task_dataclass
 class AssocRecall(Task):
     """Single key-value pair at the start, its key again at the end; predict the value.
 
@@ -28,14 +28,13 @@ class AssocRecall(Task):
     """
 
     name: ClassVar[str] = "assoc_recall"
-    seq_len_: int | None = None  # optional; if given it must equal distance + 2
+    distance: Annotated[int, Field(ge=2)]   # seq_len = distance + 2 >= 4
+    seq_len_: Annotated[int, Field(ge=4)] | None = None  # optional; if given it must equal distance + 2
 
     def __post_init__(self):
-        check_int("distance", self.distance, 2, " (assoc_recall: seq_len = distance + 2 >= 4)")
         if self.seq_len_ is not None:
-            check_int("seq_len", self.seq_len_, 4)
             if self.seq_len_ != self.distance + 2:
-                raise TaskConfigError(
+                raise ValueError(
                     f"distance: assoc_recall needs distance = seq_len - 2 "
                     f"(seq_len {self.seq_len_} -> distance {self.seq_len_ - 2}), got {self.distance}")
 

@@ -1,19 +1,19 @@
 """Copy: reproduce a random segment after a separator, each token exactly `distance` later."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
+from pydantic import Field
 
-from .base import Batch, Task, check_int, TaskConfigError, uniform
+from .base import Batch, Task, task_dataclass, uniform
 
 SEPARATOR = 1
 SYMBOLS = (10, 210)
 FILLER = (210, 256)
 
 
-@dataclass(frozen=True)
+@task_dataclass
 class Copy(Task):
     """A segment s_0..s_{L-1}, filler, a separator, then the segment again (teacher-forced).
 
@@ -28,13 +28,11 @@ class Copy(Task):
     """
 
     name: ClassVar[str] = "copy"
-    segment_len: int = 8
+    segment_len: Annotated[int, Field(ge=1)] = 8
 
     def __post_init__(self):
-        check_int("segment_len", self.segment_len, 1)
-        check_int("distance", self.distance, 1)
         if self.distance < self.segment_len:
-            raise TaskConfigError(
+            raise ValueError(
                 f"distance: copy needs distance >= segment_len ({self.segment_len}), got {self.distance}")
 
     @property

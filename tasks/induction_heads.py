@@ -1,18 +1,18 @@
 """Induction heads: find the earlier occurrence of a trigger and copy the token after it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
+from pydantic import Field
 
-from .base import Batch, Task, TaskConfigError, check_int, uniform
+from .base import Batch, Task, task_dataclass, uniform
 
 TRIGGER = 2
 SYMBOLS = (10, 256)
 
 
-@dataclass(frozen=True)
+@task_dataclass
 class InductionHeads(Task):
     """Random tokens with one (trigger, target) pair; the trigger returns at the end.
 
@@ -29,14 +29,12 @@ class InductionHeads(Task):
     """
 
     name: ClassVar[str] = "induction_heads"
-    seq_len_: int | None = None
+    seq_len_: Annotated[int, Field(ge=3)] | None = None
 
     def __post_init__(self):
-        check_int("distance", self.distance, 1)
         if self.seq_len_ is not None:
-            check_int("seq_len", self.seq_len_, 3)
             if self.seq_len_ < self.distance + 2:
-                raise TaskConfigError(
+                raise ValueError(
                     f"distance: induction_heads needs distance <= seq_len - 2 "
                     f"({self.seq_len_ - 2}), got {self.distance}")
 

@@ -30,10 +30,21 @@ TRAIN = ["train", "--task", "assoc_recall", "--distance", "10", "--model"]
     (["train", "--task", "foo", "--distance", "3", "--model", "attn"], "--task: unknown 'foo'"),
     (TRAIN + ["gpt"], "--model: unknown 'gpt'"),
     (TRAIN + ["attn", "--device", "tpu"], "--device: unknown 'tpu'"),
-    (TRAIN + ["attn", "--seed", "1.5"], "--seed: must be a non-negative integer"),
-    (TRAIN + ["routed", "--lambda-target", "-0.1"], "--lambda-target: must be a number >= 0"),
+    (TRAIN + ["attn", "--seed", "1.5"], "--seed: must be an integer, got '1.5'"),
+    (TRAIN + ["attn", "--seed", "-1"], "--seed: Input should be greater than or equal to 0"),
+    (TRAIN + ["attn", "--seed", str(2**31)], "--seed: Input should be less than 2147483648"),
+    (TRAIN + ["attn", "--seed", str(2**63)], "--seed: Input should be less than 2147483648"),
+    (TRAIN + ["routed", "--lambda-target", "-0.1"], "--lambda-target: Input should be greater than or equal to 0"),
+    (TRAIN + ["routed", "--lambda-target", "inf"], "--lambda-target: Input should be a finite number"),
+    (TRAIN + ["routed", "--lambda-target", "nan"], "--lambda-target: Input should be a finite number"),
+    (TRAIN + ["routed", "--lambda-target", "11"], "--lambda-target: Input should be less than or equal to 10"),
+    (["train", "--task", "assoc_recall", "--distance", "1000000000", "--model", "attn"],
+     "--distance: Input should be less than or equal to 16382"),
+    (TRAIN + ["attn", "--d-model", "0"], "--d-model: Input should be greater than or equal to 1"),
+    (TRAIN + ["attn", "--d-model", "100000", "--n-heads", "1"], "d_model: Input should be less than or equal to 8192"),
     (TRAIN + ["attn", "--lambda-target", "0.5"], "lambda_target: only the routed model"),
-    (["train", "--task", "assoc_recall", "--distance", "1", "--model", "attn"], "distance: must be >= 2"),
+    (["train", "--task", "assoc_recall", "--distance", "1", "--model", "attn"],
+     "distance: Input should be greater than or equal to 2"),
     (TRAIN + ["attn", "--protocol", "fast"], "--protocol: unknown 'fast'"),
     (TRAIN + ["attn", "--n-heads", "3"], "n_heads: must divide d_model"),
     (TRAIN + ["attn", "--bogus"], "unrecognized arguments: --bogus"),
@@ -87,9 +98,34 @@ def test_flops_table_is_cross_checked(capsys):
 
 @pytest.mark.parametrize("args,needle", [
     (["flops", "--model", "attn", "--seq-len", "64", "--usage", "0.5"], "usage: only the routed model"),
-    (["flops", "--model", "routed", "--seq-len", "64", "--usage", "1.5"], "usage: must be in [0, 1]"),
-    (["flops", "--model", "routed", "--seq-len", "0"], "--seq-len: must be a positive integer"),
+    (["flops", "--model", "routed", "--seq-len", "64", "--usage", "1.5"], "--usage: Input should be less than or equal to 1"),
+    (["flops", "--model", "routed", "--seq-len", "64", "--usage", "nan"], "--usage: Input should be a finite number"),
+    (["flops", "--model", "routed", "--seq-len", "0"], "--seq-len: Input should be greater than or equal to 2"),
+    (["flops", "--model", "attn", "--seq-len", "1e9"], "--seq-len: must be an integer, got '1e9'"),
+    (["flops", "--model", "attn", "--seq-len", "1000000000"], "--seq-len: Input should be less than or equal to 16384"),
 ])
 def test_flops_bad_input(args, needle, capsys):
     assert main(args) == 2
-    assert needle in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and needle in err
+
+
+def test_memory_estimate_stops_before_allocating(monkeypatch, capsys):
+    """A size inside the bounds that this machine cannot hold stops with one line, not an OOM."""
+    from suite.run import memory
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 2**30)
+    assert main(["train", "--task", "assoc_recall", "--distance", "8190", "--model", "attn"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "distance 8190: needs about" in err and "more than the 1.0 GiB free on cpu" in err
+    assert main(["flops", "--model", "attn", "--seq-len", "16384"]) == 2
+    assert "seq-len 16384: needs about" in capsys.readouterr().err
+
+
+def test_memory_estimate_bounds_the_real_parameter_count():
+    from baselines import ModelConfig, build_model, count_params
+    from suite.run.memory import param_count, training_bytes
+    for name in ("attn", "conv", "routed"):
+        assert param_count(name, ModelConfig()) == count_params(build_model(name))
+    small, big = training_bytes("routed", ModelConfig(), 128, 32), training_bytes("routed", ModelConfig(), 512, 24)
+    assert 16 * 1_124_872 < small < big

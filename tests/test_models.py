@@ -1,9 +1,11 @@
+import pydantic
 import pytest
 import torch
 
 from baselines import MODELS, ModelConfig, ModelConfigError, build_model, count_params
 from baselines.routers import GumbelRouter, make_router
 from conftest import SMALL
+from suite.errors import message
 
 
 def test_faithful_parameter_counts():
@@ -98,13 +100,17 @@ def test_positions_output_shape():
 
 @pytest.mark.parametrize("kwargs,needle", [
     ({"d_model": 30, "n_heads": 4}, "n_heads: must divide d_model"),
-    ({"d_model": 0}, "d_model: must be a positive integer"),
-    ({"kernel_size": 2.0}, "kernel_size: must be a positive integer"),
-    ({"ema_decay": 1.0}, "ema_decay"),
+    ({"d_model": 0}, "d_model: Input should be greater than or equal to 1"),
+    ({"d_model": 100_000}, "d_model: Input should be less than or equal to 8192"),
+    ({"kernel_size": 2.0}, "kernel_size: Input should be a valid integer"),
+    ({"n_layers": True}, "n_layers: Input should be a valid integer"),
+    ({"ema_decay": 1.0}, "ema_decay: Input should be less than 1"),
+    ({"ema_decay": float("nan")}, "ema_decay: Input should be a finite number"),
 ])
 def test_bad_model_config(kwargs, needle):
-    with pytest.raises(ModelConfigError, match=needle):
+    with pytest.raises(pydantic.ValidationError) as e:
         ModelConfig(**kwargs)
+    assert needle in message(e.value) and "\n" not in message(e.value)
 
 
 def test_unknown_model_router_and_config_key():

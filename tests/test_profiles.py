@@ -45,20 +45,43 @@ def test_grid_expansion():
 
 
 @pytest.mark.parametrize("mutate,needle", [
-    (lambda d: d.update(speed="fast"), "profile: unknown key 'speed'"),
-    (lambda d: d["grid"][0].update(distance=[3]), "grid[0]: unknown key 'distance'"),
-    (lambda d: d["grid"][0].update(models=["gpt"]), "grid[0].models: unknown 'gpt'"),
-    (lambda d: d["grid"][0].update(distances=[1]), "distance: must be >= 2"),
-    (lambda d: d["grid"][0].update(lambdas=[-1]), "grid[0].lambdas: must be >= 0"),
+    (lambda d: d.update(speed="fast"), "profile.speed: unknown key; allowed: cuts, decides_claims"),
+    (lambda d: d["grid"][0].update(distance=[3]), "profile.grid[0].distance: unknown key; allowed:"),
+    (lambda d: d["grid"][0].update(models=["gpt"]), "profile.grid[0].models[0]: Input should be 'attn', 'conv' or 'routed' (got 'gpt')"),
+    (lambda d: d["grid"][0].update(distances=[1]), "profile.grid[0].task_params: distance: Input should be greater than or equal to 2"),
+    (lambda d: d["grid"][0].update(lambdas=[-1]), "profile.grid[0].lambdas[0]: Input should be greater than or equal to 0"),
     (lambda d: d["grid"][0].update(models=["attn"]), "grid[0].lambdas: only routed models take a lambda"),
-    (lambda d: d["grid"][0].update(protocol="quick"), "protocol: unknown 'quick'"),
+    (lambda d: d["grid"][0].update(protocol="quick"), "profile.grid[0].protocol: Input should be 'faithful'"),
     (lambda d: d["grid"][0].update(seeds=[0, 0]), "duplicate cell"),
-    (lambda d: d["grid"][0].update(seeds=[1.5]), "grid[0].seeds"),
-    (lambda d: d["grid"][0].update(epoch_cap=0), "epoch_cap"),
-    (lambda d: d["grid"][0].update(model={"n_heads": 3}), "n_heads: must divide d_model"),
-    (lambda d: d["grid"][0].update(task="sorting"), "task: unknown 'sorting'"),
-    (lambda d: d.update(test_sequences=0), "test_sequences"),
-    (lambda d: d.pop("grid"), "profile: missing key 'grid'"),
+    (lambda d: d["grid"][0].update(seeds=[1.5]), "profile.grid[0].seeds[0]: Input should be a valid integer (got 1.5)"),
+    (lambda d: d["grid"][0].update(epoch_cap=0), "profile.grid[0].epoch_cap: Input should be greater than or equal to 1"),
+    (lambda d: d["grid"][0].update(model={"n_heads": 3}), "profile.grid[0].model: n_heads: must divide d_model"),
+    (lambda d: d["grid"][0].update(task="sorting"), "profile.grid[0].task: Input should be 'assoc_recall', 'copy' or 'induction_heads' (got 'sorting')"),
+    (lambda d: d.update(test_sequences=0), "profile.test_sequences: Input should be greater than or equal to 1"),
+    (lambda d: d.pop("grid"), "profile.grid: missing (required)"),
+    # each of these passed the old validators and crashed later, or escaped the results folder
+    (lambda d: d.update(name="../../../escape"), "profile.name: String should match pattern"),
+    (lambda d: d.update(name=".hidden"), "profile.name: String should match pattern"),
+    (lambda d: d["grid"][0].update(seeds=[1e23]), "profile.grid[0].seeds[0]: Input should be a valid integer (got 1e+23)"),
+    (lambda d: d["grid"][0].update(seeds=[2**63]), "profile.grid[0].seeds[0]: Input should be less than 2147483648"),
+    (lambda d: d["grid"][0].update(seeds=[-1]), "profile.grid[0].seeds[0]: Input should be greater than or equal to 0"),
+    (lambda d: d.update(test_sequences=10**9), "profile.test_sequences: Input should be less than or equal to 1000000"),
+    (lambda d: d.update(test_sequences=1e3), "profile.test_sequences: Input should be a valid integer"),
+    (lambda d: d["grid"][0].update(lambdas=[float("inf")]), "profile.grid[0].lambdas[0]: Input should be a finite number"),
+    (lambda d: d["grid"][0].update(lambdas=[float("nan")]), "profile.grid[0].lambdas[0]: Input should be a finite number"),
+    (lambda d: d["grid"][0].update(lambdas=[10.5]), "profile.grid[0].lambdas[0]: Input should be less than or equal to 10"),
+    (lambda d: d["grid"][0].update(distances=[10**9]), "profile.grid[0].distances[0]: Input should be less than or equal to 16382"),
+    (lambda d: d.update(decides_claims="false"), "profile.decides_claims: Input should be a valid boolean (got 'false')"),
+    (lambda d: d.update(protocol=["faithful"]), "profile.protocol: Input should be 'faithful'"),
+    (lambda d: d.update(model="big"), "profile.model: Input should be a valid dictionary (got 'big')"),
+    (lambda d: d["grid"][0].update(task_params="x"), "profile.grid[0].task_params: Input should be a valid dictionary"),
+    (lambda d: d["grid"][0].update(task_params={"seq_len": 3}), "profile.grid[0].task_params: seq_len: Input should be greater"),
+    (lambda d: d["grid"][0].update(model={"d_model": 2.5}), "profile.grid[0].model: d_model: Input should be a valid integer"),
+    (lambda d: d["grid"][0].update(model={"width": 3}), "profile.grid[0].model: width: not a model parameter"),
+    (lambda d: d.update(cuts="none"), "profile.cuts: Input should be a valid list"),
+    (lambda d: d.update(grid=[]), "profile.grid: List should have at least 1 item"),
+    (lambda d: d["grid"][0].update(seeds=[]), "profile.grid[0].seeds: List should have at least 1 item"),
+    (lambda d: d["grid"][0].pop("lambdas"), "profile.grid[0].lambdas: required when models include 'routed'"),
 ])
 def test_bad_profiles_are_rejected_with_one_line(mutate, needle):
     data = copy.deepcopy(BASE)
@@ -75,6 +98,15 @@ def test_unknown_profile_name_and_bad_json(tmp_path):
     bad.write_text("{nope")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_profile(str(bad))
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(json.dumps({**BASE, "description": "caf\u00e9"}).encode().replace(b"\\u00e9", b"\xe9"))
+    with pytest.raises(ConfigError, match=r"latin.json: not UTF-8 text \(byte \d+\)"):
+        load_profile(str(latin))
+    inf = tmp_path / "inf.json"
+    inf.write_text(json.dumps(BASE).replace('"lambdas": [0.1, 0.5]', '"lambdas": [Infinity]'))
+    assert "Infinity" in inf.read_text()
+    with pytest.raises(ConfigError, match="non-finite number Infinity is not allowed"):
+        load_profile(str(inf))
     good = tmp_path / "g.json"
     good.write_text(json.dumps(BASE))
     assert len(load_profile(str(good)).cells) == 6

@@ -1,5 +1,6 @@
 import dataclasses
 
+import pydantic
 import pytest
 import torch
 
@@ -37,12 +38,18 @@ def test_lambda_schedule():
 
 
 def test_protocol_from_dict_rejects_unknown_and_bad_values():
-    with pytest.raises(ConfigError, match="lrr: not a protocol field"):
+    with pytest.raises(ConfigError, match="protocol.lrr: unknown key; allowed: baseline_max_epochs"):
         Protocol.from_dict({"name": "x", "lrr": 1})
-    with pytest.raises(ConfigError, match="schedule: unknown 'cosine'"):
-        Protocol(name="x", schedule="cosine")
-    with pytest.raises(ConfigError, match="steps_per_epoch"):
-        Protocol(name="x", steps_per_epoch=0)
+    with pytest.raises(ConfigError, match="protocol.schedule: Input should be 'curriculum' or 'constant'"):
+        Protocol.from_dict({"name": "x", "schedule": "cosine"})
+    with pytest.raises(ConfigError, match="protocol.steps_per_epoch: Input should be greater than or equal to 1"):
+        Protocol.from_dict({"name": "x", "steps_per_epoch": 0})
+    with pytest.raises(ConfigError, match="protocol.lr: Input should be a finite number"):
+        Protocol.from_dict({"name": "x", "lr": float("inf")})
+    with pytest.raises(ConfigError, match="protocol.batch_sizes"):
+        Protocol.from_dict({"name": "x", "batch_sizes": [[256, 0.5]]})
+    with pytest.raises(pydantic.ValidationError):
+        Protocol(name="x", epoch_cap=True)
     with pytest.raises(ConfigError, match="protocol: unknown 'fast'"):
         get_protocol("fast")
     assert Protocol.from_dict(FAITHFUL.to_dict()) == FAITHFUL
@@ -137,10 +144,12 @@ def test_same_seed_same_run():
 
 
 @pytest.mark.parametrize("kwargs,needle", [
-    ({"model_name": "routed", "lambda_target": -0.1}, "lambda_target: must be a number >= 0"),
+    ({"model_name": "routed", "lambda_target": -0.1}, "lambda_target: Input should be greater than or equal to 0"),
+    ({"model_name": "routed", "lambda_target": float("inf")}, "lambda_target: Input should be a finite number"),
     ({"model_name": "attn", "lambda_target": 0.5}, "lambda_target: only the routed model"),
-    ({"model_name": "routed", "seed": 1.5}, "seed: must be a non-negative integer"),
-    ({"model_name": "routed", "seed": -1}, "seed: must be a non-negative integer"),
+    ({"model_name": "routed", "seed": 1.5}, "seed: Input should be a valid integer"),
+    ({"model_name": "routed", "seed": -1}, "seed: Input should be greater than or equal to 0"),
+    ({"model_name": "routed", "seed": 2**63}, "seed: Input should be less than 2147483648"),
 ])
 def test_bad_trainer_arguments(kwargs, needle):
     with pytest.raises(ConfigError, match=needle):

@@ -9,6 +9,7 @@ from baselines import ModelConfig, build_model
 from suite.errors import ConfigError
 from suite.compute.flops import counter_forward_flops, fvcore_parts
 from suite.compute.formulas import PARTS, READINGS, model_macs
+from suite.run.memory import check_fits, training_bytes
 
 
 def last_positions(T: int, usage: float) -> list[int]:
@@ -61,6 +62,8 @@ def run(a) -> int:
     if a.model != "routed" and a.usage is not None:
         raise ConfigError(f"usage: only the routed model has a usage; '{a.model}' has none")
     usage = 1.0 / a.seq_len if a.usage is None else a.usage
+    if not a.no_check:  # the cross-check runs one real forward pass of this size
+        check_fits(f"seq-len {a.seq_len}", training_bytes(a.model, cfg, a.seq_len, 1), torch.device("cpu"))
     table = breakdown(a.model, cfg, a.seq_len, a.execution, usage)
     problems = [] if a.no_check else cross_check(a.model, cfg, a.seq_len, a.execution, usage, table)
     if a.format == "csv":

@@ -1,7 +1,9 @@
 """Profiles: a named grid of (task, distance, model, lambda, seed) cells on a protocol, as data.
 
-A profile is a JSON file (suite/data/profiles/<name>.json, or any path). Every key is checked;
-every cell is built and validated before anything runs.
+A profile is a JSON file (suite/data/profiles/<name>.json, or any path), read through one typed
+schema (ProfileSpec): unknown keys, wrong types, non-finite numbers and values outside the
+documented bounds (suite/schema/bounds.py) stop with one line naming the key. Every cell is then
+built (task, model config, protocol) before anything runs.
 """
 from __future__ import annotations
 
@@ -11,25 +13,60 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
 
 from baselines import MODELS, ModelConfig, ModelConfigError
-from tasks import Task, TaskConfigError, make_task
+from tasks import TASKS, Task, TaskConfigError, make_task
 
-from suite.errors import ConfigError
-from suite.run.protocol import Protocol, get_protocol
+from suite.errors import ConfigError, one_line, parse
+from suite.run.protocol import PROTOCOLS, Protocol, get_protocol
+from suite.schema.bounds import Distance, EpochCap, Lambda, Name, Seed, TestSequences
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
-PROFILE_KEYS = {"name", "description", "decides_claims", "protocol", "model", "test_sequences",
-                "cuts", "grid"}
-BLOCK_KEYS = {"label", "task", "task_params", "distances", "models", "lambdas", "seeds", "protocol",
-              "epoch_cap", "model"}
+
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+ModelName = Literal[tuple(MODELS)]
+ProtocolName = Literal[tuple(PROTOCOLS)]
+
+
+class GridBlock(BaseModel):
+    """One block of a profile's grid: the product of its lists is its cells."""
+
+    model_config = STRICT
+    label: str = ""
+    task: Literal[tuple(sorted(TASKS))]
+    task_params: dict[str, Any] = {}
+    distances: list[Distance] = Field(min_length=1)
+    models: list[ModelName] = Field(min_length=1)
+    lambdas: list[Lambda] | None = Field(default=None, min_length=1)
+    seeds: list[Seed] = Field(min_length=1)
+    protocol: ProtocolName | None = None
+    epoch_cap: EpochCap | None = None
+    model: dict[str, Any] = {}
+
+
+class ProfileSpec(BaseModel):
+    """A profile file as written."""
+
+    model_config = STRICT
+    name: Name
+    description: str = ""
+    decides_claims: bool = True
+    protocol: ProtocolName = "faithful"
+    model: dict[str, Any] = {}
+    test_sequences: TestSequences = 3000
+    cuts: list[str] = []
+    grid: list[GridBlock] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
 class Cell:
     """One training run of the grid."""
 
-    task: str
+    task: Literal[tuple(sorted(TASKS))]
     distance: int
     model: str
     lambda_target: float
@@ -90,82 +127,45 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
 
 
-def _check_keys(where: str, given: dict, allowed: set) -> None:
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(sorted(allowed))}")
+def _cell_error(where: str, err: Exception) -> ConfigError:
+    text = one_line(err) if isinstance(err, pydantic.ValidationError) else str(err)
+    text = text.replace("seq_len_", "seq_len")  # the task field behind the public parameter name
+    return ConfigError(f"{where}: {text}")
 
 
-def _list_of(where: str, value, kind) -> list:
-    if not isinstance(value, list) or not value:
-        raise ConfigError(f"{where}: must be a non-empty list")
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, kind):
-            raise ConfigError(f"{where}: every entry must be {kind.__name__ if isinstance(kind, type) else 'a number'}, got {v!r}")
-    return value
-
-
-def parse_profile(data: dict, source: str = "") -> Profile:
-    if not isinstance(data, dict):
-        raise ConfigError(f"profile {source}: must be a JSON object")
-    _check_keys("profile", data, PROFILE_KEYS)
-    for key in ("name", "grid"):
-        if key not in data:
-            raise ConfigError(f"profile: missing key '{key}'")
-    default_protocol = data.get("protocol", "faithful")
-    base_model = data.get("model", {})
-    tests = data.get("test_sequences", 3000)
-    if isinstance(tests, bool) or not isinstance(tests, int) or tests < 1:
-        raise ConfigError(f"test_sequences: must be a positive integer, got {tests!r}")
+def parse_profile(data, source: str = "") -> Profile:
+    """Validate a profile (parsed JSON) and expand its grid into cells, all checked."""
+    spec = parse(ProfileSpec, data, "profile")
     cells, seen = [], set()
-    for i, block in enumerate(_list_of("grid", data["grid"], dict)):
-        where = f"grid[{i}]"
-        _check_keys(where, block, BLOCK_KEYS)
-        if "task" not in block:
-            raise ConfigError(f"{where}: missing key 'task'")
-        models = _list_of(f"{where}.models", block.get("models", []), str)
-        for m in models:
-            if m not in MODELS:
-                raise ConfigError(f"{where}.models: unknown '{m}'; allowed: {', '.join(MODELS)}")
-        distances = _list_of(f"{where}.distances", block.get("distances", []), int)
-        seeds = _list_of(f"{where}.seeds", block.get("seeds", []), int)
-        if any(s < 0 for s in seeds):
-            raise ConfigError(f"{where}.seeds: must be non-negative integers")
-        lambdas = block.get("lambdas")
-        if "routed" in models:
-            lambdas = _list_of(f"{where}.lambdas", lambdas if lambdas is not None else [], (int, float))
-            if any(not lam >= 0 for lam in lambdas):
-                raise ConfigError(f"{where}.lambdas: must be >= 0, got {lambdas}")
-        elif lambdas is not None:
+    for i, block in enumerate(spec.grid):
+        where = f"profile.grid[{i}]"
+        if "routed" in block.models and block.lambdas is None:
+            raise ConfigError(f"{where}.lambdas: required when models include 'routed'")
+        if "routed" not in block.models and block.lambdas is not None:
             raise ConfigError(f"{where}.lambdas: only routed models take a lambda")
-        protocol = block.get("protocol", default_protocol)
-        get_protocol(protocol)
-        cap = block.get("epoch_cap")
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ConfigError(f"{where}.epoch_cap: must be a positive integer, got {cap!r}")
-        overrides = {**base_model, **block.get("model", {})}
-        task_params = block.get("task_params", {})
-        for d, m, s in itertools.product(distances, models, seeds):
-            for lam in (lambdas if m == "routed" else [0.0]):
-                cell = Cell(block["task"], d, m, float(lam), s, protocol, cap, dict(task_params),
-                            dict(overrides), block.get("label", ""))
+        overrides = {**spec.model, **block.model}
+        for d, m, s in itertools.product(block.distances, block.models, block.seeds):
+            for lam in (block.lambdas if m == "routed" else [0.0]):
+                cell = Cell(block.task, d, m, float(lam), s, block.protocol or spec.protocol, block.epoch_cap,
+                            dict(block.task_params), dict(overrides), block.label)
                 try:
-                    task = cell.build_task()        # validates task parameters
-                    cfg = cell.model_config()       # validates model parameters
-                except (TaskConfigError, ModelConfigError) as e:
-                    raise ConfigError(f"{where}: {e}") from None
+                    task = cell.build_task()
+                except (TaskConfigError, pydantic.ValidationError) as e:
+                    raise _cell_error(f"{where}.task_params", e) from None
+                try:
+                    cfg = cell.model_config()
+                except (ModelConfigError, pydantic.ValidationError) as e:
+                    raise _cell_error(f"{where}.model", e) from None
                 if cfg.vocab_size < task.vocab_size:
-                    raise ConfigError(f"{where}: model vocab_size {cfg.vocab_size} < task vocab {task.vocab_size}")
-                key = cell.config_hash(tests)
+                    raise ConfigError(f"{where}.model.vocab_size: {cfg.vocab_size} is below the task's vocabulary "
+                                      f"({task.vocab_size})")
+                key = cell.config_hash(spec.test_sequences)
                 if key in seen:
                     raise ConfigError(f"{where}: duplicate cell {cell.describe()}")
                 seen.add(key)
                 cells.append(cell)
-    cuts = data.get("cuts", [])
-    if not isinstance(cuts, list) or not all(isinstance(c, str) for c in cuts):
-        raise ConfigError("cuts: must be a list of strings")
-    return Profile(data["name"], data.get("description", ""), bool(data.get("decides_claims", True)),
-                   tests, tuple(cuts), tuple(cells), source)
+    return Profile(spec.name, spec.description, spec.decides_claims, spec.test_sequences, tuple(spec.cuts),
+                   tuple(cells), source)
 
 
 def load_profile(name_or_path: str) -> Profile:
@@ -176,7 +176,16 @@ def load_profile(name_or_path: str) -> Profile:
                               f"or a path to a .json profile")
         path = PROFILE_DIR / f"{name_or_path}.json"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"profile {path}: not UTF-8 text (byte {e.start})") from None
     except json.JSONDecodeError as e:
-        raise ConfigError(f"profile {path}: not valid JSON ({e.msg} at line {e.lineno})")
+        raise ConfigError(f"profile {path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except OSError as e:
+        raise ConfigError(f"profile {path}: cannot read ({e.strerror})") from None
     return parse_profile(data, str(path))
+
+
+def _refuse_constant(name: str):
+    """JSON has no Infinity or NaN; Python's reader accepts them unless told not to."""
+    raise json.JSONDecodeError(f"non-finite number {name} is not allowed", name, 0)

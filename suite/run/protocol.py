@@ -4,55 +4,50 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from suite.errors import ConfigError
+import pydantic
+from pydantic import Field
+
+from suite.errors import ConfigError, build
+from suite.schema.bounds import EpochCap
+
+PositiveInt = Annotated[int, Field(ge=1, le=100_000)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-@dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=pydantic.ConfigDict(extra="forbid", strict=True,
+                                                                          allow_inf_nan=False))
 class Protocol:
     """Everything that defines one training run except the task, model and seed."""
 
     name: str
     # optimiser: AdamW, one instance for the whole run (kept from phase 1 into phase 2)
-    lr: float = 1e-3
-    betas: tuple = (0.9, 0.999)
-    weight_decay: float = 0.01
-    clip_norm: float = 1.0
+    lr: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
+    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
+    weight_decay: Annotated[float, Field(ge=0.0, le=10.0)] = 0.01
+    clip_norm: Annotated[float, Field(gt=0.0)] = 1.0
     # batch size by sequence length: first (max_T, batch) with T <= max_T, else the fallback
-    batch_sizes: tuple = ((256, 32), (512, 24), (1024, 16), (2048, 8))
-    batch_size_fallback: int = 4
-    steps_per_epoch: int = 100           # an "epoch" is this many fresh batches
-    eval_batches: int = 50               # fresh validation batches after every epoch
-    solved_above: float = 0.99           # "solved" = eval accuracy strictly above this
+    batch_sizes: tuple[tuple[PositiveInt, PositiveInt], ...] = ((256, 32), (512, 24), (1024, 16), (2048, 8))
+    batch_size_fallback: PositiveInt = 4
+    steps_per_epoch: PositiveInt = 100   # an "epoch" is this many fresh batches
+    eval_batches: PositiveInt = 50       # fresh validation batches after every epoch
+    solved_above: Probability = 0.99     # "solved" = eval accuracy strictly above this
     # baselines: up to this many epochs, stop when solved, report the BEST eval accuracy
-    baseline_max_epochs: int = 30
+    baseline_max_epochs: PositiveInt = 30
     # routed phase 1: lambda = 0 up to this many epochs, stop when solved; if never solved,
     # phase 2 is skipped and the run reports (best phase-1 accuracy, last usage)
-    phase1_max_epochs: int = 25
+    phase1_max_epochs: PositiveInt = 25
     # routed phase 2: lambda_e = lambda_target * e / phase2_epochs for e = 1..phase2_epochs,
     # stop early when eval accuracy < phase2_floor; report the LAST phase-2 epoch
-    phase2_epochs: int = 20
-    phase2_floor: float = 0.90
+    phase2_epochs: PositiveInt = 20
+    phase2_floor: Probability = 0.90
     # "curriculum": phase 1 at lambda 0, phase 2 ramps to lambda_target. "constant" (the T2
     # ablation): the same phases and stop rules, with lambda_target from the first step.
-    schedule: str = "curriculum"
+    schedule: Literal["curriculum", "constant"] = "curriculum"
     # a profile's budget cut: at most this many epochs for a baseline or routed phase 1
     # (never phase 2, whose length sets the lambda ramp); None = no cap. Rows record it.
-    epoch_cap: int | None = None
-
-    def __post_init__(self):
-        if self.schedule not in ("curriculum", "constant"):
-            raise ConfigError(f"schedule: unknown '{self.schedule}'; allowed: curriculum, constant")
-        for name in ("steps_per_epoch", "eval_batches", "baseline_max_epochs", "phase1_max_epochs",
-                     "phase2_epochs", "batch_size_fallback"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name}: must be a positive integer, got {v!r}")
-        if self.epoch_cap is not None and (not isinstance(self.epoch_cap, int) or self.epoch_cap < 1):
-            raise ConfigError(f"epoch_cap: must be a positive integer or null, got {self.epoch_cap!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+    epoch_cap: EpochCap | None = None
 
     def batch_size(self, seq_len: int) -> int:
         for max_t, bs in self.batch_sizes:
@@ -78,13 +73,12 @@ class Protocol:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Protocol":
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - allowed)
-        if unknown:
-            raise ConfigError(f"{unknown[0]}: not a protocol field; allowed: {', '.join(sorted(allowed))}")
+        """From JSON (lists where the dataclass holds tuples); one ConfigError line on bad input."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"protocol: must be an object, got {values!r}")
         values = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
                   for k, v in values.items()}
-        return cls(**values)
+        return build(cls, "protocol", **values)
 
 
 FAITHFUL = Protocol(name="faithful")
@@ -100,7 +94,7 @@ PROTOCOLS: dict[str, Protocol] = {
 PROTOCOLS["smoke-constant"] = dataclasses.replace(PROTOCOLS["smoke"], name="smoke-constant", schedule="constant")
 
 
-def get_protocol(name: str) -> Protocol:
-    if name not in PROTOCOLS:
+def get_protocol(name) -> Protocol:
+    if not isinstance(name, str) or name not in PROTOCOLS:
         raise ConfigError(f"protocol: unknown '{name}'; allowed: {', '.join(PROTOCOLS)}")
     return PROTOCOLS[name]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,8 +14,13 @@ from tqdm.auto import tqdm
 from baselines import ModelConfig, build_model, count_params
 from tasks import Task
 
-from suite.errors import ConfigError
+from suite.errors import ConfigError, parse
 from suite.run.protocol import FAITHFUL, Protocol
+from suite.schema.bounds import Lambda, Seed
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite: the cell cannot produce a result."""
 
 
 @dataclass
@@ -84,10 +90,8 @@ class Trainer:
     def __init__(self, task: Task, model_name: str, *, lambda_target: float = 0.0, seed: int = 0,
                  protocol: Protocol = FAITHFUL, model_config: ModelConfig | None = None,
                  device: torch.device | str = "cpu", progress: bool = True, desc: str = ""):
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
-        if not (isinstance(lambda_target, (int, float)) and lambda_target >= 0):
-            raise ConfigError(f"lambda_target: must be a number >= 0, got {lambda_target!r}")
+        seed = parse(Seed, seed, "seed", strict=True)
+        lambda_target = float(parse(Lambda, lambda_target, "lambda_target"))
         if model_name != "routed" and lambda_target != 0:
             raise ConfigError(f"lambda_target: only the routed model has an attention cost; "
                               f"must be 0 for '{model_name}', got {lambda_target}")
@@ -126,6 +130,8 @@ class Trainer:
         return ce.detach(), (logits.detach().argmax(-1) == b.targets.reshape(-1)).sum(), b.targets.numel()
 
     def _train_epoch(self, lam: float, bar) -> tuple[float, float]:
+        """Mean loss and accuracy of one epoch; one host sync at its end, where a NaN or inf in any
+        step's loss shows in the sum."""
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
@@ -141,6 +147,8 @@ class Trainer:
     def _epoch(self, phase: int, epoch: int, lam: float, bar) -> EpochRecord:
         t0 = time.perf_counter()
         loss, train_acc = self._train_epoch(lam, bar)
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"training loss became {loss} in phase {phase} epoch {epoch} (lambda {lam:g})")
         val = [next(self.val_stream) for _ in range(self.protocol.eval_batches)]
         acc, per_layer = evaluate(self.model, val)
         rec = EpochRecord(phase, epoch, lam, loss, train_acc, acc, sum(per_layer) / len(per_layer),

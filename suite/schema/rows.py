@@ -130,7 +130,7 @@ def read_runs(path) -> pd.DataFrame:
     """runs.csv as a DataFrame with the record's columns; one line naming the problem if it is not one."""
     path = Path(path)
     try:
-        df = pd.read_csv(path, dtype=READ_DTYPES, keep_default_na=True)
+        df = pd.read_csv(path, dtype=READ_DTYPES, keep_default_na=False, na_values=[""])  # a name "nan" stays text
     except FileNotFoundError:
         raise ConfigError(f"runs.csv: '{path}' does not exist") from None
     except pd.errors.EmptyDataError:
