@@ -54,6 +54,14 @@ def reproduce(session):
 
 
 @nox.session
+def regress(session):
+    """A router against the original and the baselines: nox -s regress -- --router my_pkg.mod:Class
+    [--router-kwargs JSON] [--tier mini|faithful] [--seeds N] [--against RUN_DIR]. Exit 0 not worse, 1 worse."""
+    install(session, extras=None)
+    session.run("python", "-m", "suite", "regress", *session.posargs)
+
+
+@nox.session
 def figures(session):
     """Paper figures (PDF + PNG) from results folders: nox -s figures -- [RUN_DIR ...]."""
     install(session, extras=None)

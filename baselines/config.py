@@ -3,7 +3,8 @@ types, bounds below); bad values raise pydantic's ValidationError naming the fie
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import pydantic
 from pydantic import Field
@@ -30,11 +31,28 @@ class ModelConfig:
     kernel_size: Annotated[int, Field(ge=1, le=MAX_KERNEL)] = 64
     ffn_mult: Annotated[int, Field(ge=1, le=64)] = 4
     ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9   # the router's causal moving average
-    router: str = "gumbel"   # name in baselines.routers.ROUTERS
+    router: str = "gumbel"   # a name in baselines.routers.ROUTERS, or a plugin 'package.module:Class'
+    router_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)  # JSON values, to the router
 
     def __post_init__(self):
+        try:
+            json.dumps(self.router_kwargs, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError(f"router_kwargs: must be a JSON object of finite values, got {self.router_kwargs!r}") \
+                from None
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads: must divide d_model ({self.d_model}), got {self.n_heads}")
+
+    def __hash__(self):  # router_kwargs is a dict: hash the canonical JSON of every field
+        return hash(json.dumps(dataclasses.asdict(self), sort_keys=True))
+
+    def identity(self) -> dict:
+        """The fields that define the model, for hashes: router_kwargs only when given, so the
+        hashes of cells stored before routers took kwargs do not move."""
+        out = dataclasses.asdict(self)
+        if not out["router_kwargs"]:
+            del out["router_kwargs"]
+        return out
 
     @property
     def head_dim(self) -> int:

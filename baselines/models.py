@@ -22,7 +22,7 @@ class Output:
 
 
 class AttentionMixer(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer_index: int = 0):
         super().__init__()
         self.attn = CausalSelfAttention(cfg)
 
@@ -31,7 +31,7 @@ class AttentionMixer(nn.Module):
 
 
 class ConvMixer(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer_index: int = 0):
         super().__init__()
         self.conv = CausalConv(cfg)
 
@@ -50,11 +50,11 @@ class RoutedMixer(nn.Module):
     the gate sends a position, so skipped work is really skipped.
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer_index: int = 0):
         super().__init__()
         self.conv = CausalConv(cfg)
         self.attn = CausalSelfAttention(cfg)
-        self.router = make_router(cfg)
+        self.router = make_router(cfg, layer_index)
         self.execution = "dense"
         self.forced_gate = None  # (B, T) 0/1: overrides the decision (FLOP and equivalence checks)
 
@@ -117,7 +117,7 @@ class MixerLM(nn.Module):
         super().__init__()
         self.config = cfg = cfg or ModelConfig()
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg, self.mixer_cls(cfg)) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, self.mixer_cls(cfg, i)) for i in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pydantic
 from pydantic import Field
 
-from baselines import MODELS, ModelConfig, build_model, count_params
+from baselines import MODELS, ModelConfig, build_model, check_router_spec, count_params
 from tasks import TASKS, make_task
 
 from suite.run.devices import DEVICES, resolve_device
@@ -51,6 +51,16 @@ def choice(allowed):
     return parse
 
 
+def json_object(text: str) -> dict:
+    try:
+        value = json.loads(text, parse_constant=lambda c: float("nan"))
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e.msg} at column {e.colno}): '{text}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got '{text}'")
+    return value
+
+
 SEED = typed(Seed, int, "an integer")
 DISTANCE = typed(Distance, int, "an integer")
 SEQ_LEN = typed(SeqLen, int, "an integer")
@@ -74,6 +84,11 @@ def build_parser() -> Parser:
     t.add_argument("--lambda-target", type=LAMBDA, default=None,
                    help="final attention cost of phase 2 (routed only; default 0.5)")
     t.add_argument("--seed", type=SEED, default=0)
+    t.add_argument("--router", default=None,
+                   help="routed only: a built-in router (gumbel, the original; threshold, last, random, layer, "
+                        "always_attn, always_conv) or a plugin 'package.module:Class'")
+    t.add_argument("--router-kwargs", type=json_object, default=None, metavar="JSON",
+                   help="routed only: keyword arguments of the router, a JSON object")
     t.add_argument("--device", type=choice(DEVICES), default="auto")
     t.add_argument("--protocol", type=choice(list(PROTOCOLS)), default="faithful")
     for f in MODEL_FLAGS:
@@ -95,6 +110,18 @@ def build_parser() -> Parser:
     r.add_argument("--device", type=choice(DEVICES), default="auto")
     r.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    g = sub.add_parser("regress", help="a candidate router against the original router and the baselines, "
+                                       "with a verdict and an exit code (0 not worse, 1 worse, 2 usage error)")
+    g.add_argument("--router", required=True, help="a built-in router or a plugin 'package.module:Class'")
+    g.add_argument("--router-kwargs", type=json_object, default={}, metavar="JSON")
+    g.add_argument("--against", default=None, metavar="RUN_DIR",
+                   help="a stored run to read reference cells from (default: the tier's committed reference)")
+    g.add_argument("--tier", type=choice(["mini", "faithful"]), default="mini")
+    g.add_argument("--seeds", type=typed(Annotated[int, Field(ge=1, le=100)], int, "an integer"), default=3)
+    g.add_argument("--results-dir", default="results")
+    g.add_argument("--device", type=choice(DEVICES), default="auto")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
 
     f = sub.add_parser("flops", help="forward MACs by part: dense, causal-effective and executed readings")
     f.add_argument("--model", required=True, type=choice(list(MODELS)))
@@ -130,11 +157,17 @@ def finite_or_none(row: dict) -> dict:
 
 
 def cmd_train(a) -> int:
+    from suite.run.gate import check_router
     from suite.run.memory import check_fits, training_bytes
     from suite.run.trainer import train
 
     task = make_task(a.task, distance=a.distance)
-    cfg = ModelConfig(**{f: getattr(a, f) for f in MODEL_FLAGS if getattr(a, f) is not None})
+    router = {k: v for k, v in (("router", a.router), ("router_kwargs", a.router_kwargs)) if v is not None}
+    if router and a.model != "routed":
+        raise ConfigError(f"router: only the routed model has a router; '{a.model}' has none")
+    cfg = ModelConfig(**{f: getattr(a, f) for f in MODEL_FLAGS if getattr(a, f) is not None}, **router)
+    if a.model == "routed":
+        check_router_spec(cfg)
     lam = a.lambda_target
     if lam is None:
         lam = 0.5 if a.model == "routed" else 0.0
@@ -142,14 +175,20 @@ def cmd_train(a) -> int:
     device = resolve_device(a.device)
     check_fits(f"distance {a.distance}", training_bytes(a.model, cfg, task.seq_len, protocol.batch_size(task.seq_len)),
                device)
+    if a.model == "routed":
+        check_router(cfg, task.seq_len, device)
     r = train(task, a.model, lambda_target=lam, seed=a.seed, protocol=protocol, model_config=cfg,
               device=device, progress=not a.quiet, desc=f"{a.model} d={a.distance} ")
     row = {"task": a.task, "distance": a.distance, "model": a.model, "lambda_target": lam,
            "seed": a.seed, "device": str(device), **r.summary()}
+    if a.model == "routed":
+        row.update(router=cfg.router, router_kwargs=cfg.router_kwargs)
     if a.format == "json":
         print(json.dumps(finite_or_none(row), allow_nan=False))
     else:
         row["usage_per_layer"] = " ".join(f"{u:.4f}" for u in row["usage_per_layer"])
+        if "router_kwargs" in row:
+            row["router_kwargs"] = json.dumps(row["router_kwargs"], sort_keys=True)
         print(pd.DataFrame([row]).to_string(index=False))
     return 0
 
@@ -173,6 +212,12 @@ def cmd_reproduce(a) -> int:
     from suite.commands.reproduce import reproduce
     return reproduce(a.profile, a.results_dir, a.resume, resolve_device(a.device), dry_run=a.dry_run,
                      fresh=a.fresh, progress=not a.quiet)
+
+
+def cmd_regress(a) -> int:
+    from suite.commands.regress import regress
+    return regress(a.router, a.router_kwargs, a.against, a.tier, a.seeds, a.results_dir, resolve_device(a.device),
+                   progress=not a.quiet)
 
 
 def cmd_claims(a) -> int:
@@ -203,7 +248,7 @@ def cmd_figures(a) -> int:
 
 
 COMMANDS = {"figures": cmd_figures, "flops": cmd_flops, "train": cmd_train, "models": cmd_models, "tasks": cmd_tasks, "reproduce": cmd_reproduce,
-            "claims": cmd_claims}
+            "claims": cmd_claims, "regress": cmd_regress}
 
 
 def main(argv=None) -> int:

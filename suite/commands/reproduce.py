@@ -17,6 +17,7 @@ from suite.figures.draw import render_figures
 from suite.judge.claims import check_claims, load_registry
 from suite.judge.report import claims_table, main_table, not_run_line, report_markdown, verdict_counts
 from suite.judge.stats import wilson
+from suite.run.gate import check_router
 from suite.run.memory import check_fits, training_bytes
 from suite.run.profiles import Cell, Profile, load_profile, parse_profile
 from suite.run.provenance import data_fingerprint, environment, utc_now
@@ -42,6 +43,17 @@ def check_profile_fits(profile: Profile, device: torch.device) -> None:
             need, worst = n, cell
     if worst is not None:
         check_fits(f"profile {profile.name} cell {worst.describe()}", need, device)
+
+
+def gate_routers(profile: Profile, device: torch.device) -> None:
+    """The router gate (suite/run/gate.py) once per routed (model config, length), before any cell."""
+    seen = set()
+    for cell in profile.cells:
+        if cell.model == "routed":
+            key = (cell.model_config(), cell.build_task().seq_len)
+            if key not in seen:
+                seen.add(key)
+                check_router(*key, device)
 
 
 # -- planning --------------------------------------------------------------------------------------
@@ -123,6 +135,9 @@ def cell_columns(cell: Cell, profile: Profile, env: dict, run_id: str) -> dict:
         "protocol": cell.protocol, "protocol_hash": protocol.digest(), "epoch_cap": cell.epoch_cap,
         "cuts": " | ".join(profile.cuts), "profile": profile.name,
         "model_config": json.dumps(cell.model_overrides, sort_keys=True), "faithful_model": cell.faithful_model,
+        "router": cfg.router if cell.model == "routed" else "",
+        "router_kwargs": json.dumps(cfg.router_kwargs, sort_keys=True) if cell.model == "routed" else "",
+        "router_source_hash": cell.router_source_hash(),
         "d_model": cfg.d_model, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "kernel_size": cfg.kernel_size,
         "test_sequences": profile.test_sequences,
         "data_fingerprint": data_fingerprint(task, cell.seed, 4),
@@ -254,6 +269,7 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
                       f"(use --fresh for a new run)")
                 profile = parse_profile(store.manifest()["profile_data"], profile.source)
     check_profile_fits(profile, device)
+    gate_routers(profile, device)
     env = environment(device)
     done = store.finished_cells() if store else set()
     bounds = estimate(profile, device, done)
@@ -279,32 +295,38 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
         return _run(store, profile, device, env, progress, hint)
 
 
-def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool, hint: str) -> int:
-    """Train the cells not stored yet, then check claims, draw figures and write the report; only
-    then is the run complete (an interruption before that is finished by a re-run, untrained)."""
+def train_cells(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool) -> None:
+    """Train every cell of the profile not stored yet, storing each as it finishes (a failed one as
+    a failed row); Ctrl-C propagates with everything finished kept."""
     run_id = store.path.name
     store.drop_orphan_history()
     done = store.finished_cells()
-    print(f"\nRun {run_id}: {store.path}")
     start = time.perf_counter()
     already = store.manifest().get("wall_seconds", 0.0)
     todo = [c for c in profile.cells if c.config_hash(profile.test_sequences) not in done]
+    with tqdm(total=len(profile.cells), initial=len(profile.cells) - len(todo), desc="cells",
+              disable=not progress, unit="cell", dynamic_ncols=True) as bar:
+        for cell in todo:
+            bar.set_postfix_str(cell.describe())
+            try:
+                row, history, routing = run_cell(cell, profile, device, env, run_id, progress)
+                line = f"accuracy {row['accuracy']:.4f} usage {row['usage']:.4f} ({row['seconds'] / 60:.1f} min)"
+            except NonFiniteLoss as e:
+                row, history, routing = failed_row(cell, profile, env, run_id, e), [], None
+                line = f"FAILED: {e}"
+            store.append_cell(row, history, routing)
+            tqdm.write(f"  done: {cell.describe()}: {line}")
+            bar.update(1)
+            store.update_manifest(wall_seconds=already + time.perf_counter() - start)
+
+
+def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool, hint: str) -> int:
+    """Train the cells not stored yet, then check claims, draw figures and write the report; only
+    then is the run complete (an interruption before that is finished by a re-run, untrained)."""
+    print(f"\nRun {store.path.name}: {store.path}")
     try:
-        with tqdm(total=len(profile.cells), initial=len(profile.cells) - len(todo), desc="cells",
-                  disable=not progress, unit="cell", dynamic_ncols=True) as bar:
-            for cell in todo:
-                bar.set_postfix_str(cell.describe())
-                try:
-                    row, history, routing = run_cell(cell, profile, device, env, run_id, progress)
-                    line = f"accuracy {row['accuracy']:.4f} usage {row['usage']:.4f} ({row['seconds'] / 60:.1f} min)"
-                except NonFiniteLoss as e:
-                    row, history, routing = failed_row(cell, profile, env, run_id, e), [], None
-                    line = f"FAILED: {e}"
-                store.append_cell(row, history, routing)
-                tqdm.write(f"  done: {cell.describe()}: {line}")
-                bar.update(1)
-                store.update_manifest(wall_seconds=already + time.perf_counter() - start)
-        status = {"status": "complete", "finished": utc_now(), "wall_seconds": already + time.perf_counter() - start}
+        train_cells(store, profile, device, env, progress)
+        status = {"status": "complete", "finished": utc_now()}
         runs, claims = _write_report(store, status=status)
     except KeyboardInterrupt:
         n = len(store.finished_cells())

@@ -13,12 +13,12 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from baselines import MODELS, ModelConfig, ModelConfigError
+from baselines import MODELS, ModelConfig, ModelConfigError, check_router_spec, router_source
 from tasks import TASKS, Task, TaskConfigError, make_task
 
 from suite.errors import ConfigError, one_line, parse
@@ -29,7 +29,14 @@ PROFILE_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 ModelName = Literal[tuple(MODELS)]
-ProtocolName = Literal[tuple(PROTOCOLS)]
+def _known_protocol(name: str) -> str:
+    """Checked at validation time, so a protocol registered later (a test's, a user's) is known."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol '{name}'; allowed: {', '.join(PROTOCOLS)}")
+    return name
+
+
+ProtocolName = Annotated[str, AfterValidator(_known_protocol)]
 
 
 class GridBlock(BaseModel):
@@ -90,12 +97,24 @@ class Cell:
     def faithful_model(self) -> bool:
         return self.model_config() == ModelConfig()
 
+    def router_source_hash(self) -> str | None:
+        """Hash of a plugin router's source file (None for built-ins and models without a router):
+        editing the plugin retires its stored cells, as asv retires a benchmark whose code changed."""
+        cfg = self.model_config()
+        path = router_source(cfg.router) if self.model == "routed" else None
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
+
     def identity(self, test_sequences: int) -> dict:
-        """Everything that determines the cell's result (hashed into config_hash)."""
-        return {"task": self.task, "task_params": self.build_task().params(), "model": self.model,
-                "model_config": dataclasses.asdict(self.model_config()), "lambda_target": self.lambda_target,
-                "seed": self.seed, "protocol": self.build_protocol().to_dict(),
-                "test_sequences": test_sequences}
+        """Everything that determines the cell's result (hashed into config_hash). Router kwargs
+        and a plugin's source hash appear only when present, so built-in cells keep their hashes."""
+        out = {"task": self.task, "task_params": self.build_task().params(), "model": self.model,
+               "model_config": self.model_config().identity(), "lambda_target": self.lambda_target,
+               "seed": self.seed, "protocol": self.build_protocol().to_dict(),
+               "test_sequences": test_sequences}
+        source = self.router_source_hash()
+        if source:
+            out["router_source_hash"] = source
+        return out
 
     def config_hash(self, test_sequences: int) -> str:
         text = json.dumps(self.identity(test_sequences), sort_keys=True)
@@ -136,7 +155,7 @@ def _cell_error(where: str, err: Exception) -> ConfigError:
 def parse_profile(data, source: str = "") -> Profile:
     """Validate a profile (parsed JSON) and expand its grid into cells, all checked."""
     spec = parse(ProfileSpec, data, "profile")
-    cells, seen = [], set()
+    cells, seen, checked = [], set(), set()
     for i, block in enumerate(spec.grid):
         where = f"profile.grid[{i}]"
         if "routed" in block.models and block.lambdas is None:
@@ -156,6 +175,12 @@ def parse_profile(data, source: str = "") -> Profile:
                     cfg = cell.model_config()
                 except (ModelConfigError, pydantic.ValidationError) as e:
                     raise _cell_error(f"{where}.model", e) from None
+                if m == "routed" and cfg not in checked:
+                    try:
+                        check_router_spec(cfg)
+                    except ModelConfigError as e:
+                        raise _cell_error(f"{where}.model", e) from None
+                    checked.add(cfg)
                 if cfg.vocab_size < task.vocab_size:
                     raise ConfigError(f"{where}.model.vocab_size: {cfg.vocab_size} is below the task's vocabulary "
                                       f"({task.vocab_size})")

@@ -42,6 +42,9 @@ class RunRow(BaseModel):
     profile: str
     model_config_json: str | None = None  # placeholder, see COLUMN_ALIASES
     faithful_model: bool
+    router: str | None = None             # routed: built-in name or 'package.module:Class'
+    router_kwargs: str | None = None      # JSON
+    router_source_hash: str | None = None # a plugin's source file, hashed (also in config_hash)
     d_model: int
     n_layers: int
     n_heads: int
