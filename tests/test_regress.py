@@ -105,3 +105,21 @@ def test_regress_usage_errors_exit_2(tier, args, needle, capsys):
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and needle in err, err
     assert not tier.exists() or not any(tier.rglob("runs.csv"))
+
+
+def test_the_committed_mini_reference_holds_every_reference_cell_for_three_seeds():
+    """So a user's regress on a CPU trains only their own router."""
+    from suite.run.profiles import parse_profile
+    from suite.run.store import RunStore
+    tier = regress_mod.load_tiers()["mini"]
+    assert tier.reference and not tier.faithful
+    profile = parse_profile(regress_mod.regress_profile("mini", tier, "gumbel", {}, 3), "regress")
+    stored = RunStore.open(regress_mod.REPO / tier.reference).runs()
+    assert {c.config_hash(profile.test_sequences) for c in profile.cells} <= set(stored["config_hash"])
+    assert len(profile.cells) == 27 and (stored["status"] == "ok").all() and not stored["faithful_model"].any()
+    # the tier's phenomena on the task the original reports: ConvOnly fails, AttnOnly and the router solve
+    recall = stored[stored["task"] == "assoc_recall"]
+    assert (recall.loc[recall.model == "conv", "accuracy"] < 0.05).all()
+    assert (recall.loc[recall.model == "attn", "accuracy"] > 0.95).all()
+    routed = recall[recall.model == "routed"]
+    assert (routed["accuracy"] > 0.95).all() and (routed["usage"] < 1).all()

@@ -262,3 +262,14 @@ def test_config_hash_covers_router_spec_kwargs_and_plugin_source(plugin):
 def test_cut_points_cover_both_ends():
     assert cut_points(128)[0] == 0 and cut_points(128)[-1] == 126 and len(cut_points(128)) == 12
     assert cut_points(3) == [0, 1] and cut_points(1) == []
+
+
+def test_the_example_plugin_in_examples_keeps_the_contract(monkeypatch):
+    from pathlib import Path
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "examples" / "token_router"))
+    cfg = dataclasses.replace(TINY, router="token_router:TokenRouter", router_kwargs={"hidden": 8})
+    check_router(cfg, 20)
+    (cell,) = parse_profile(profile("token_router:TokenRouter", {"hidden": 8})).cells
+    assert cell.router_source_hash() is not None
+    with pytest.raises(ModelConfigError, match="hidden: must be a positive integer"):
+        make_router(dataclasses.replace(cfg, router_kwargs={"hidden": 0}))
