@@ -122,6 +122,10 @@ class Cell:
 
     def describe(self) -> str:
         lam = f" lambda {self.lambda_target:g}" if self.model == "routed" else ""
+        cfg = self.model_config()
+        if self.model == "routed" and (cfg.router != "gumbel" or cfg.router_kwargs):
+            lam += f" router {cfg.router}" + (f" {json.dumps(cfg.router_kwargs, sort_keys=True)}"
+                                               if cfg.router_kwargs else "")
         cap = f" cap {self.epoch_cap}" if self.epoch_cap else ""
         return f"{self.task} d={self.distance} {self.model}{lam} seed {self.seed} [{self.protocol}{cap}]"
 
