@@ -52,8 +52,12 @@ def test_overall_worse_better_same_and_inconclusive():
     cheaper = overall(compare(rows([1.0, 1.0, 0.99], [60.0, 61.0, 59.0]), ref, "gumbel"))
     assert cheaper[0] == "BETTER"
     assert overall(compare(ref, ref, "gumbel"))[0] == "SAME"
-    noisy = overall(compare(rows([0.6, 1.0, 0.2], [100.0] * 3), rows([0.5, 0.1, 0.9], [100.0] * 3), "gumbel"))
-    assert noisy[0] == "INCONCLUSIVE"
+    noisy = overall(compare(rows([0.6, 1.0, 0.9], [100.0] * 3), ref, "gumbel"))
+    assert noisy == ("INCONCLUSIVE", ["t d=10: accuracy INCONCLUSIVE where the original router solves the task"])
+    # cheaper on one cell does not make up for a cell where the seeds cannot rule out a loss
+    two = pd.concat([rows([1.0, 1.0, 0.99], [60.0, 61.0, 59.0]), rows([0.45, 0.98, 0.97], [60.0] * 3).assign(task="u")])
+    both_ref = pd.concat([ref, ref.assign(task="u")])
+    assert overall(compare(two, both_ref, "gumbel"))[0] == "INCONCLUSIVE"
     # a cell the original router does not solve: worse accuracy there is no regression by itself
     unsolved = rows([0.3, 0.2, 0.25], [100.0] * 3)
     assert overall(compare(rows([0.1, 0.1, 0.1], [100.0] * 3), unsolved, "gumbel"))[0] == "SAME"
@@ -65,7 +69,7 @@ def test_pairs_are_by_seed():
 
 
 # -- end to end -----------------------------------------------------------------------------------
-def test_regress_end_to_end_exit_codes_and_files(tier, capsys):
+def test_regress_end_to_end_exit_codes_and_files(tier, capsys, monkeypatch):
     # the original router against its own reference: every reference cell trained and stored here
     assert main(["regress", "--router", "gumbel", "--seeds", "2", "--results-dir", str(tier), "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -82,7 +86,7 @@ def test_regress_end_to_end_exit_codes_and_files(tier, capsys):
     assert main(["regress", "--router", "always_conv", "--seeds", "2", "--results-dir", str(tier),
                  "--against", str(first), "--quiet"]) == 1
     out = capsys.readouterr().out
-    assert "Verdict: WORSE" in out and "6 reference cells reused" in out
+    assert "Verdict: WORSE" in out and "6 stored cells reused" in out
     (second,) = [p for p in tier.glob("*/regress-mini-*") if p != first]
     again = pd.read_csv(second / "runs.csv")
     assert before <= set(again["config_hash"]) and len(again) == 8
@@ -91,6 +95,12 @@ def test_regress_end_to_end_exit_codes_and_files(tier, capsys):
     acc = table[(table.metric == "accuracy") & (table.against == "gumbel")]
     assert acc["verdict"].item() == "WORSE" and (table["overall"] == "WORSE").all()
     assert "## Verdict: WORSE" in (second / "REGRESS.md").read_text()
+    # asked again: every cell is stored, so it judges again without training anything
+    import suite.commands.reproduce as reproduce_mod
+    monkeypatch.setattr(reproduce_mod, "run_cell", lambda *a, **k: pytest.fail("trained again"))
+    assert main(["regress", "--router", "always_conv", "--seeds", "2", "--results-dir", str(tier),
+                 "--against", str(first), "--quiet"]) == 1
+    assert "8 stored cells reused" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -132,7 +132,8 @@ def regress_markdown(manifest: dict, table: pd.DataFrame, verdict: str, reasons:
     return "\n".join([
         f"# Regression report: `{r['router']}` on the {r['tier']} tier",
         "", f"Run `{manifest['run_id']}`; {r['seeds']} seed(s); router kwargs `{json.dumps(r['router_kwargs'])}`; "
-            f"reference cells read from `{r['against'] or 'none'}` ({imported} reused, the rest trained here).",
+            f"cells reused from {', '.join(f'`{x}`' for x in r.get('reused_from', [])) or 'no stored run'} "
+            f"({imported}; the rest trained here).",
         "", f"**Tier {r['tier']}**: {tier.description}" + ("" if tier.faithful else
                                                              " Every row is labelled not faithful."),
         "", f"## Verdict: {verdict}", "", *[f"- {x}" for x in reasons],
@@ -157,8 +158,12 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
     check_profile_fits(profile, device)
     gate_routers(profile, device)
     store = RunStore.unfinished(results_dir, profile.name)
+    # a finished regress of the same candidate, seeds and tier: its cells are reused, so asking
+    # again (after a change of the rule, say) judges again without training
+    earlier = RunStore.of_profile(results_dir, profile.name, complete=True)
+    sources = [s for s in (reference, earlier[0] if earlier else None) if s is not None]
     env = environment(device)
-    have = (reference.finished_cells() if reference else set()) | (store.finished_cells() if store else set())
+    have = set().union(*(s.finished_cells() for s in sources)) | (store.finished_cells() if store else set())
     plan = plan_text(profile, device, estimate(profile, device, have), have)
     print(plan, flush=True)
     if store is None:
@@ -166,15 +171,15 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
             "status": "running", "started": utc_now(), "suite_version": __version__,
             "profile": {k: v for k, v in profile.to_dict().items() if k != "cells"}, "profile_data": data,
             "regress": {"router": router, "router_kwargs": router_kwargs, "tier": tier_name, "seeds": seeds,
-                        "against": against},
+                        "against": against, "reused_from": [str(s.path) for s in sources]},
             "cells": [c.describe() for c in profile.cells], "environment": env, "plan": plan,
             "command": " ".join(sys.argv)})
     else:
         print(f"Resuming the unfinished regress run {store.path.name}")
     with store.lock():
         try:
-            imported = import_reference(store, reference, profile) if reference else 0
-            print(f"\nRun {store.path.name}: {store.path} ({imported} reference cells reused)")
+            imported = sum(import_reference(store, source, profile) for source in sources)
+            print(f"\nRun {store.path.name}: {store.path} ({imported} stored cells reused)")
             train_cells(store, profile, device, env, progress)
         except KeyboardInterrupt:
             hint = f"python -m suite regress {shlex.join(sys.argv[2:])}" if len(sys.argv) > 2 else "the same command"

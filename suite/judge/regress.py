@@ -10,13 +10,14 @@ get a 95% Student t interval over seeds (a single seed: the point). The metric's
 Margins: accuracy 0.01, usage 0.01, executed MACs 1% and latency 10% of the reference's mean.
 
 Overall, against the original router (as `asv compare` treats a slower benchmark):
-  WORSE   accuracy WORSE on any cell the original router solves (mean accuracy >= 0.9), or
-          executed MACs WORSE on any cell where accuracy is not BETTER;
-  BETTER  not WORSE, and on some cell MACs BETTER with accuracy SAME or BETTER, or accuracy BETTER
-          with MACs SAME or BETTER;
-  INCONCLUSIVE  not WORSE or BETTER, and some verdict above INCONCLUSIVE;
-  SAME    otherwise.
-Exit code: 1 when WORSE, else 0.
+  WORSE         accuracy WORSE on any cell the original router solves (mean accuracy >= 0.9), or
+                executed MACs WORSE on any cell where accuracy is not BETTER;
+  INCONCLUSIVE  not WORSE, but on some cell the seeds cannot tell: accuracy INCONCLUSIVE where the
+                original router solves the task, or executed MACs INCONCLUSIVE;
+  BETTER        none of the above, and on some cell MACs BETTER with accuracy SAME or BETTER, or
+                accuracy BETTER with MACs SAME or BETTER;
+  SAME          otherwise.
+Exit code: 1 when WORSE, else 0 (INCONCLUSIVE is not shown to be worse; read the table).
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def compare(candidate: pd.DataFrame, reference: pd.DataFrame, against: str) -> p
 def overall(table: pd.DataFrame, against: str = "gumbel") -> tuple[str, list[str]]:
     """The overall verdict against the original router, and the reasons, by the rule above."""
     t = table[table["against"] == against]
-    reasons, better, unsure = [], [], False
+    reasons, better, unsure = [], [], []
     for (task, distance), g in t.groupby(CELL, sort=True):
         v = dict(zip(g["metric"], g["verdict"]))
         acc, macs = v.get("accuracy", "INCONCLUSIVE"), v.get("macs_forward_executed", "INCONCLUSIVE")
@@ -85,11 +86,14 @@ def overall(table: pd.DataFrame, against: str = "gumbel") -> tuple[str, list[str
             reasons.append(f"{where}: executed MACs WORSE without better accuracy")
         if (macs == "BETTER" and acc in ("SAME", "BETTER")) or (acc == "BETTER" and macs in ("SAME", "BETTER")):
             better.append(where)
-        unsure |= "INCONCLUSIVE" in (acc, macs)
+        if acc == "INCONCLUSIVE" and bool(g["reference_solves"].iloc[0]):
+            unsure.append(f"{where}: accuracy INCONCLUSIVE where the original router solves the task")
+        if macs == "INCONCLUSIVE" and acc != "BETTER":
+            unsure.append(f"{where}: executed MACs INCONCLUSIVE")
     if reasons:
         return "WORSE", reasons
+    if unsure:
+        return "INCONCLUSIVE", unsure
     if better:
         return "BETTER", [f"{w}: better at no loss" for w in better]
-    if unsure:
-        return "INCONCLUSIVE", ["some accuracy or cost difference cannot be told from the seeds"]
     return "SAME", ["no difference beyond the margins"]

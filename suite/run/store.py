@@ -171,18 +171,26 @@ class RunStore:
         return cls.open(matches[-1])
 
     @classmethod
-    def unfinished(cls, results_dir: Path, profile_name: str) -> "RunStore | None":
-        """The newest run of this profile and suite version that did not complete, if any."""
+    def of_profile(cls, results_dir: Path, profile_name: str, complete: bool) -> "list[RunStore]":
+        """Runs of this profile and suite version, newest first, that did (or did not) complete."""
         vdir = cls.version_dir(results_dir)
         if not vdir.is_dir():
-            return None
+            return []
+        out = []
         for p in sorted(vdir.iterdir(), reverse=True):
             if not (p / MANIFEST).is_file():
                 continue
             data = _manifest_or_none(p / MANIFEST)
-            if data and (data.get("profile") or {}).get("name") == profile_name and data.get("status") != "complete":
-                return cls.open(p)
-        return None
+            if data and (data.get("profile") or {}).get("name") == profile_name \
+                    and (data.get("status") == "complete") == complete:
+                out.append(cls.open(p))
+        return out
+
+    @classmethod
+    def unfinished(cls, results_dir: Path, profile_name: str) -> "RunStore | None":
+        """The newest run of this profile and suite version that did not complete, if any."""
+        runs = cls.of_profile(results_dir, profile_name, complete=False)
+        return runs[0] if runs else None
 
     @classmethod
     def newest(cls, results_dir: Path) -> "RunStore":
