@@ -91,6 +91,15 @@ def regress_profile(tier_name: str, tier: Tier, router: str, router_kwargs: dict
             "test_sequences": tier.test_sequences, "cuts": cuts, "grid": grid}
 
 
+def shown(path) -> str:
+    """A path as the report prints it: relative to the repository when inside it (no machine paths)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def _records(df: pd.DataFrame) -> list[dict]:
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in df.to_dict("records")]
@@ -171,7 +180,8 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
             "status": "running", "started": utc_now(), "suite_version": __version__,
             "profile": {k: v for k, v in profile.to_dict().items() if k != "cells"}, "profile_data": data,
             "regress": {"router": router, "router_kwargs": router_kwargs, "tier": tier_name, "seeds": seeds,
-                        "against": against, "reused_from": [str(s.path) for s in sources]},
+                        "against": shown(against) if against else None,
+                        "reused_from": [shown(s.path) for s in sources]},
             "cells": [c.describe() for c in profile.cells], "environment": env, "plan": plan,
             "command": " ".join(sys.argv)})
     else:
