@@ -5,6 +5,7 @@ import argparse
 import json
 import math
 import sys
+import traceback
 from typing import Annotated
 
 import pandas as pd
@@ -215,9 +216,19 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_regress(a) -> int:
+    """Exit 0 not worse, 1 worse, 2 bad input; 3 when the command itself failed, so a crash is
+    never read as a verdict (Python's own exit code for an uncaught error is 1)."""
     from suite.commands.regress import regress
-    return regress(a.router, a.router_kwargs, a.against, a.tier, a.seeds, a.results_dir, resolve_device(a.device),
-                   progress=not a.quiet)
+    try:
+        return regress(a.router, a.router_kwargs, a.against, a.tier, a.seeds, a.results_dir,
+                       resolve_device(a.device), progress=not a.quiet)
+    except (*INPUT_ERRORS, KeyboardInterrupt):
+        raise
+    except Exception:
+        traceback.print_exc()
+        print("error: regress failed (exit 3); the cells stored so far are kept, run the same command to resume",
+              file=sys.stderr)
+        return 3
 
 
 def cmd_claims(a) -> int:

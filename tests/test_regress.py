@@ -133,3 +133,17 @@ def test_the_committed_mini_reference_holds_every_reference_cell_for_three_seeds
     assert (recall.loc[recall.model == "attn", "accuracy"] > 0.95).all()
     routed = recall[recall.model == "routed"]
     assert (routed["accuracy"] > 0.95).all() and (routed["usage"] < 1).all()
+
+
+def test_a_crash_is_exit_3_never_a_verdict(tier, monkeypatch, capsys):
+    monkeypatch.setattr(regress_mod, "train_cells", lambda *a, **k: None)
+    monkeypatch.setattr(regress_mod, "series", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert main(["regress", "--router", "gumbel", "--seeds", "1", "--results-dir", str(tier), "--quiet"]) == 3
+    assert "RuntimeError: boom" in capsys.readouterr().err
+
+
+def test_pareto_draws_seeds_that_agree_exactly(tmp_path):
+    from suite.figures.pareto import pareto
+    same = pd.DataFrame({"task": "t", "distance": 10, "seed": [0, 1, 2], "accuracy": [0.1, 0.1, 0.1],
+                         "macs_forward_executed": [1434464.0] * 3})
+    assert [p.name for p in pareto({"candidate": same}, tmp_path, "x")] == ["pareto.pdf", "pareto.png"]

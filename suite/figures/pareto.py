@@ -26,8 +26,10 @@ def pareto(series: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[P
                 if g.empty:
                     continue
                 x, y = g["macs_forward_executed"] / 1e6, g["accuracy"]
-                ax.errorbar(x.mean(), y.mean(), xerr=[[x.mean() - x.min()], [x.max() - x.mean()]],
-                            yerr=[[y.mean() - y.min()], [y.max() - y.mean()]], marker=MARKERS.get(name, "o"),
+                # the range over seeds; max(0, .) because a mean of equal values can round past them
+                xerr = [[max(0.0, x.mean() - x.min())], [max(0.0, x.max() - x.mean())]]
+                yerr = [[max(0.0, y.mean() - y.min())], [max(0.0, y.max() - y.mean())]]
+                ax.errorbar(x.mean(), y.mean(), xerr=xerr, yerr=yerr, marker=MARKERS.get(name, "o"),
                             color=COLOURS.get(name, "black"), label=name, linestyle="none", capsize=2)
             ax.set_title(f"{task} d={distance}")
             ax.set_xlabel("executed forward MMAC / sequence")
