@@ -25,6 +25,7 @@ from suite.commands.reproduce import (DEFAULT_RESULTS, check_profile_fits, estim
                                       train_cells)
 from suite.errors import ConfigError, parse
 from suite.figures.pareto import pareto
+from suite.judge import regress as rule
 from suite.judge.regress import METRICS, compare, overall
 from suite.run.profiles import Profile, ProtocolName, parse_profile
 from suite.run.provenance import environment, utc_now
@@ -136,7 +137,7 @@ def regress_markdown(manifest: dict, table: pd.DataFrame, verdict: str, reasons:
     show = table.copy()
     for c in ("candidate", "reference", "difference", "low", "high"):
         show[c] = show[c].map(lambda v: f"{v:.4g}")
-    doc = (__import__("suite.judge.regress", fromlist=["x"]).__doc__ or "").strip()
+    doc = (rule.__doc__ or "").strip()
     r = manifest["regress"]
     return "\n".join([
         f"# Regression report: `{r['router']}` on the {r['tier']} tier",

@@ -8,21 +8,21 @@ take: a mean of 0.995 over three seeds does not make an accuracy of 1.004 plausi
 from __future__ import annotations
 
 import math
-import re
 from typing import NamedTuple
 
 from scipy import stats
+
+from suite.schema.rows import LAYER_COLUMN
 
 MIN_SEEDS_FOR_SEED_INTERVAL = 3
 #: metric -> (lowest, highest) value it can take; savings may be negative (slower than AttnOnly)
 RANGES = {"accuracy": (0.0, 1.0), "val_accuracy": (0.0, 1.0), "usage": (0.0, 1.0), "val_usage": (0.0, 1.0),
           "savings_notional": (-math.inf, 1.0), "savings_executed": (-math.inf, 1.0),
           "savings_latency": (-math.inf, 1.0)}
-_LAYER_USAGE = re.compile(r"^usage_layer_\d+$")
 
 
 def metric_range(metric: str) -> tuple[float, float]:
-    if _LAYER_USAGE.match(metric):
+    if LAYER_COLUMN.match(metric):
         return RANGES["usage"]
     return RANGES.get(metric, (-math.inf, math.inf))
 
