@@ -189,7 +189,16 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
     ident = {"run_id": run_id, "config_hash": key, "model": cell.model, "distance": cell.distance,
              "lambda_target": cell.lambda_target, "seed": cell.seed}
     routing = [{**ident, **r} for r in routing] if routing else None
-    return row, history, routing
+    checkpoint = None
+    if profile.save_models and cell.model == "routed":
+        checkpoint = {"config_hash": key, "model": cell.model, "model_config": cell.model_overrides,
+                      "state": cpu_state(result.model),
+                      "usage_state": cpu_state(result.usage_model) if result.usage_model is not None else None}
+    return row, history, routing, checkpoint
+
+
+def cpu_state(model) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 # -- the whole job ----------------------------------------------------------------------------------
@@ -309,12 +318,12 @@ def train_cells(store: RunStore, profile: Profile, device: torch.device, env: di
         for cell in todo:
             bar.set_postfix_str(cell.describe())
             try:
-                row, history, routing = run_cell(cell, profile, device, env, run_id, progress)
+                row, history, routing, checkpoint = run_cell(cell, profile, device, env, run_id, progress)
                 line = f"accuracy {row['accuracy']:.4f} usage {row['usage']:.4f} ({row['seconds'] / 60:.1f} min)"
             except NonFiniteLoss as e:
-                row, history, routing = failed_row(cell, profile, env, run_id, e), [], None
+                row, history, routing, checkpoint = failed_row(cell, profile, env, run_id, e), [], None, None
                 line = f"FAILED: {e}"
-            store.append_cell(row, history, routing)
+            store.append_cell(row, history, routing, checkpoint)
             tqdm.write(f"  done: {cell.describe()}: {line}")
             bar.update(1)
             store.update_manifest(wall_seconds=already + time.perf_counter() - start)

@@ -66,6 +66,9 @@ class ProfileSpec(BaseModel):
     model: dict[str, Any] = {}
     test_sequences: TestSequences = 3000
     cuts: list[str] = []
+    #: keep each routed cell's trained weights in the run folder (models/<config_hash>.pt), so the
+    #: audit can swap its decisions later; off by default (a faithful model is 4.5 MB)
+    save_models: bool = False
     grid: list[GridBlock] = Field(min_length=1)
 
 
@@ -139,11 +142,12 @@ class Profile:
     cuts: tuple
     cells: tuple
     source: str = ""
+    save_models: bool = False
 
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "decides_claims": self.decides_claims,
                 "test_sequences": self.test_sequences, "cuts": list(self.cuts), "source": self.source,
-                "cells": [dataclasses.asdict(c) for c in self.cells]}
+                "save_models": self.save_models, "cells": [dataclasses.asdict(c) for c in self.cells]}
 
 
 def available_profiles() -> list[str]:
@@ -194,7 +198,7 @@ def parse_profile(data, source: str = "") -> Profile:
                 seen.add(key)
                 cells.append(cell)
     return Profile(spec.name, spec.description, spec.decides_claims, spec.test_sequences, tuple(spec.cuts),
-                   tuple(cells), source)
+                   tuple(cells), source, spec.save_models)
 
 
 def load_profile(name_or_path: str) -> Profile:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import filelock
 import pandas as pd
+import torch
 
 from suite import __version__
 from suite.errors import ConfigError
@@ -24,6 +25,8 @@ from suite.schema.rows import read_runs, validate_row
 
 RUNS, HISTORY, MANIFEST, CLAIMS, REPORT = "runs.csv", "history.csv", "manifest.json", "claims.csv", "REPORT.md"
 ROUTING = "routing.csv"
+#: trained weights of routed cells (profiles with save_models), one file per config_hash
+MODELS = "models"
 #: per-cell tables written beside runs.csv, keyed by config_hash
 CELL_TABLES = (HISTORY, ROUTING)
 
@@ -248,16 +251,33 @@ class RunStore:
                 if not keep.all():
                     write_csv(self.path / name, df[keep])
 
-    def append_cell(self, row: dict, history_rows: list[dict], routing_rows: list[dict] | None = None) -> None:
-        """Per-cell tables first, then the run row: a cell counts as finished once its row exists."""
+    def append_cell(self, row: dict, history_rows: list[dict], routing_rows: list[dict] | None = None,
+                    checkpoint: dict | None = None) -> None:
+        """Per-cell tables (and weights) first, then the run row: a cell counts as finished once its
+        row exists (a checkpoint left by an interrupted cell is overwritten when it is retrained)."""
         validate_row(row)
         if row["config_hash"] in self.finished_cells():
             raise RuntimeError(f"cell {row['config_hash']} already stored")
+        if checkpoint is not None:
+            (self.path / MODELS).mkdir(exist_ok=True)
+            with atomic_file(self.model_path(row["config_hash"]), "wb") as f:
+                torch.save(checkpoint, f)
         for name, rows in ((HISTORY, history_rows), (ROUTING, routing_rows)):
             if rows:
                 write_csv(self.path / name, pd.concat([self.table(name), pd.DataFrame(rows)], ignore_index=True))
         runs = pd.concat([self.runs(), pd.DataFrame([row])], ignore_index=True)
         write_csv(self.path / RUNS, runs)
+
+    def model_path(self, config_hash: str) -> Path:
+        return self.path / MODELS / f"{config_hash}.pt"
+
+    def load_checkpoint(self, config_hash: str) -> dict:
+        """The stored weights of one routed cell; one line if the run kept none for it."""
+        path = self.model_path(config_hash)
+        if not path.is_file():
+            raise ConfigError(f"models: run '{self.path.name}' kept no weights for cell {config_hash} "
+                              f"(its profile did not set save_models)")
+        return torch.load(path, map_location="cpu", weights_only=True)
 
     @contextlib.contextmanager
     def lock(self):
