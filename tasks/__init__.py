@@ -4,11 +4,12 @@ from __future__ import annotations
 import dataclasses
 
 from .assoc_recall import AssocRecall
-from .base import SPLITS, Batch, Task, TaskConfigError, split_seed
+from .base import IGNORE, SPLITS, Batch, Task, TaskConfigError, split_seed
 from .copy_task import Copy
 from .induction_heads import InductionHeads
+from .mqar import MQAR
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (AssocRecall, Copy, InductionHeads)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (AssocRecall, Copy, InductionHeads, MQAR)}
 
 
 def make_task(name: str, **params) -> Task:
@@ -27,4 +28,4 @@ def make_task(name: str, **params) -> Task:
     return cls(**{public[k]: v for k, v in params.items()})
 
 
-__all__ = ["TASKS", "SPLITS", "Batch", "Task", "TaskConfigError", "make_task", "split_seed"]
+__all__ = ["TASKS", "SPLITS", "IGNORE", "Batch", "Task", "TaskConfigError", "make_task", "split_seed"]

@@ -11,6 +11,11 @@ from pydantic import Field
 
 SPLITS = ("train", "validation", "test")
 
+#: a target equal to IGNORE means "this row does not score this position". It is torch's
+#: `F.cross_entropy` default `ignore_index`, so the training loss already skips these targets;
+#: accuracy counts only targets != IGNORE (an argmax is never negative, so it never matches one).
+IGNORE = -100
+
 
 class TaskConfigError(ValueError):
     """An unknown task or split; the message is one line naming it. Bad parameters of a known
@@ -26,19 +31,22 @@ task_dataclass = pydantic.dataclasses.dataclass(frozen=True, config=STRICT)
 class Batch:
     """Input ids, the scored positions (shared by every row) and the targets there.
 
-    Every task here has a fixed layout, so the scored positions are one index vector for the
-    whole batch; that lets a model compute its head only where it is scored.
+    Every task here has a fixed layout, so `positions` is one index vector for the whole batch:
+    it holds every position scored in at least one row (a task may list a fixed superset, e.g.
+    mqar's whole query window). That lets a model compute its head only there. A row that does
+    not score one of these positions has the target IGNORE there; tasks whose rows all score the
+    same positions have no IGNORE targets.
     """
 
     inputs: torch.Tensor     # (B, T) int64
-    positions: torch.Tensor  # (P,) int64, sorted, the scored positions
-    targets: torch.Tensor    # (B, P) int64, the token expected at each scored position
+    positions: torch.Tensor  # (P,) int64, sorted, every position scored in at least one row
+    targets: torch.Tensor    # (B, P) int64, the token expected at each position, IGNORE where not scored
 
     @property
     def mask(self) -> torch.Tensor:
-        """(B, T) bool, True where a position is scored."""
+        """(B, T) bool, True at (row, position) where that row scores that position."""
         m = torch.zeros_like(self.inputs, dtype=torch.bool)
-        m[:, self.positions] = True
+        m[:, self.positions] = self.targets != IGNORE
         return m
 
     def to(self, device) -> "Batch":

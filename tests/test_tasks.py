@@ -117,6 +117,8 @@ def test_fixed_set_is_the_stream_prefix():
     ("copy", {"distance": 4, "segment_len": 8}, "distance: copy needs distance >= segment_len"),
     ("copy", {"distance": 30, "segment_len": 0}, "segment_len: Input should be greater than or equal to 1"),
     ("induction_heads", {"distance": 30, "seq_len": 20}, "distance: induction_heads needs distance <= seq_len - 2"),
+    ("mqar", {"distance": 30, "n_pairs": 2, "n_queries": 3}, "n_queries: mqar needs n_queries <= n_pairs (2)"),
+    ("mqar", {"distance": 30, "seq_len": 40}, "seq_len: not a parameter of task 'mqar'"),
 ])
 def test_bad_task_parameters_raise_one_line(name, params, needle):
     with pytest.raises((TaskConfigError, pydantic.ValidationError)) as e:

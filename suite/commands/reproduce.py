@@ -164,7 +164,7 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
     acc, per_layer = evaluate(result.model, test_set)
     if result.usage_model is not None:  # routed, phase 1 never solved: usage of the last epoch
         _, per_layer = evaluate(result.usage_model, test_set)
-    total = sum(b.targets.numel() for b in test_set)
+    total = sum(int(b.mask.sum()) for b in test_set)  # scored targets only (!= IGNORE)
     correct = int(round(acc * total))
     low, high = wilson(correct, total)
     usage = sum(per_layer) / len(per_layer)

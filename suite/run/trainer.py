@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from baselines import ModelConfig, build_model, count_params
-from tasks import Task
+from tasks import IGNORE, Task
 
 from suite.errors import ConfigError, parse
 from suite.run.protocol import FAITHFUL, Protocol
@@ -70,18 +70,18 @@ def usage_of(gates) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model, batches) -> tuple[float, list]:
-    """Accuracy at the scored positions and per-layer usage (mean over every sequence x position),
-    argmax routing."""
+    """Accuracy over the scored targets (those != IGNORE) and per-layer usage (mean over every
+    sequence x position), argmax routing."""
     model.eval()
     correct = total = gated = 0
     layer_sum = 0
     for b in batches:
         out = model(b.inputs, b.positions)
-        correct += (out.logits.argmax(-1) == b.targets).sum()
-        total += b.targets.numel()
+        correct += (out.logits.argmax(-1) == b.targets).sum()  # an argmax never equals IGNORE
+        total += (b.targets != IGNORE).sum()
         layer_sum = layer_sum + torch.stack([g.sum() for g in out.gates])
         gated += out.gates[0].numel()
-    return float(correct) / total, (layer_sum / gated).tolist()
+    return float(correct) / float(total), (layer_sum / gated).tolist()
 
 
 class Trainer:
@@ -115,19 +115,21 @@ class Trainer:
         self.best = None  # (accuracy, state dict) of the best epoch so far
 
     # -- one epoch ---------------------------------------------------------------------------
-    def step(self, lam: float) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """One optimiser step on a fresh batch: (task loss, correct count, scored tokens)."""
+    def step(self, lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimiser step on a fresh batch: (task loss, correct count, scored targets), the
+        counts as 0-d tensors on the device (no host sync); scored targets are those != IGNORE."""
         model, p = self.model, self.protocol
         b = next(self.train_stream)
         out = model(b.inputs, b.positions)
         logits = out.logits.reshape(-1, out.logits.shape[-1])
-        ce = F.cross_entropy(logits, b.targets.reshape(-1))
+        ce = F.cross_entropy(logits, b.targets.reshape(-1))  # ignore_index -100 = IGNORE: unscored targets skipped
         loss = ce + lam * usage_of(out.gates) if lam else ce
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), p.clip_norm)
         self.opt.step()
-        return ce.detach(), (logits.detach().argmax(-1) == b.targets.reshape(-1)).sum(), b.targets.numel()
+        scored = (b.targets != IGNORE).sum()
+        return ce.detach(), (logits.detach().argmax(-1) == b.targets.reshape(-1)).sum(), scored
 
     def _train_epoch(self, lam: float, bar) -> tuple[float, float]:
         """Mean loss and accuracy of one epoch; one host sync at its end, where a NaN or inf in any
@@ -135,14 +137,14 @@ class Trainer:
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
-        seen = 0
+        seen = torch.zeros((), device=self.device, dtype=torch.long)
         for _ in range(self.protocol.steps_per_epoch):
             ce, ok, n = self.step(lam)
             loss_sum += ce
             correct += ok
             seen += n
             bar.update(1)
-        return float(loss_sum) / self.protocol.steps_per_epoch, float(correct) / seen
+        return float(loss_sum) / self.protocol.steps_per_epoch, float(correct) / float(seen)
 
     def _epoch(self, phase: int, epoch: int, lam: float, bar) -> EpochRecord:
         t0 = time.perf_counter()
