@@ -62,6 +62,13 @@ def regress(session):
 
 
 @nox.session
+def audit(session):
+    """The audit profile, its decision swaps and AUDIT.md (args go to `python -m suite audit`)."""
+    install(session, extras=None)
+    session.run("python", "-m", "suite", "audit", *session.posargs)
+
+
+@nox.session
 def figures(session):
     """Paper figures (PDF + PNG) from results folders: nox -s figures -- [RUN_DIR ...]."""
     install(session, extras=None)

@@ -112,6 +112,17 @@ def build_parser() -> Parser:
     r.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    au = sub.add_parser("audit", help="train the audit profile, swap every kept model's decisions, answer the "
+                                       "original's questionable points in AUDIT.md")
+    au.add_argument("--profile", default=None,
+                    help="the audit profile (default: audit; with --resume, the run's own), or a path to a .json profile")
+    au.add_argument("--results-dir", default="results")
+    au.add_argument("--resume", default=None, type=RUN_ID, metavar="RUN_ID", help="continue an interrupted audit run")
+    au.add_argument("--fresh", action="store_true", help="start a new run even if one of this profile is unfinished")
+    au.add_argument("--device", type=choice(DEVICES), default="auto")
+    au.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
+    au.add_argument("--quiet", action="store_true", help="no progress bars")
+
     g = sub.add_parser("regress", help="a candidate router against the original router and the baselines, "
                                        "with a verdict and an exit code (0 not worse, 1 worse, 2 usage error)")
     g.add_argument("--router", required=True, help="a built-in router or a plugin 'package.module:Class'")
@@ -215,6 +226,12 @@ def cmd_reproduce(a) -> int:
                      fresh=a.fresh, progress=not a.quiet)
 
 
+def cmd_audit(a) -> int:
+    from suite.commands.audit import audit
+    return audit(a.profile or (None if a.resume else "audit"), a.results_dir, a.resume, resolve_device(a.device), dry_run=a.dry_run, fresh=a.fresh,
+                 progress=not a.quiet)
+
+
 def cmd_regress(a) -> int:
     """Exit 0 not worse, 1 worse, 2 bad input; 3 when the command itself failed, so a crash is
     never read as a verdict (Python's own exit code for an uncaught error is 1)."""
@@ -259,7 +276,7 @@ def cmd_figures(a) -> int:
 
 
 COMMANDS = {"figures": cmd_figures, "flops": cmd_flops, "train": cmd_train, "models": cmd_models, "tasks": cmd_tasks, "reproduce": cmd_reproduce,
-            "claims": cmd_claims, "regress": cmd_regress}
+            "claims": cmd_claims, "regress": cmd_regress, "audit": cmd_audit}
 
 
 def main(argv=None) -> int:

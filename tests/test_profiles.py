@@ -3,6 +3,8 @@ import json
 
 import pytest
 
+from baselines import ModelConfig
+
 from suite.errors import ConfigError
 from suite.run.profiles import available_profiles, load_profile, parse_profile
 
@@ -26,7 +28,27 @@ def test_paper_profile_covers_the_published_grid():
     assert (126, "routed", 0.5, "faithful-constant") in cells and (62, "conv", 0.0, "faithful") in cells
     assert min(len({c.seed for c in p.cells if (c.distance, c.model) == (d, m)})
                for d, m, _, _ in cells) >= 3
-    assert all(c.faithful_model and c.epoch_cap is None for c in p.cells)
+    assert all(c.epoch_cap is None for c in p.cells)
+    # the original model everywhere, except the control routers, which only swap the router
+    assert all(c.faithful_model for c in p.cells if c.label != "controls")
+    for c in p.cells:
+        size = {k: v for k, v in c.model_overrides.items() if k not in ("router", "router_kwargs")}
+        assert ModelConfig.from_dict(size) == ModelConfig()
+
+
+def test_paper_profile_holds_the_audit_at_faithful_size():
+    p = load_profile("paper")
+    assert p.save_models  # the audit swaps the decisions of the kept weights
+    for task in ("copy", "induction_heads", "mqar"):
+        got = {(c.distance, c.model, c.lambda_target) for c in p.cells if c.task == task}
+        assert got == {(d, m, lam) for d in (126, 254, 510) for m, lam in
+                       (("attn", 0.0), ("conv", 0.0), ("routed", 0.1), ("routed", 0.5))} | (
+            {(126, "routed", lam) for lam in (0.05, 0.2, 1.0)} if task == "mqar" else set())
+    routers = {(c.task, c.model_config().router) for c in p.cells if c.label == "controls"}
+    assert routers == {(t, r) for t in ("assoc_recall", "mqar") for r in ("last", "layer", "random")}
+    sweep = {c.lambda_target for c in p.cells if c.task == "assoc_recall" and c.distance == 126
+             and c.model == "routed" and c.protocol == "faithful" and c.label != "controls"}
+    assert sweep == {0.05, 0.1, 0.2, 0.5, 1.0}
 
 
 def test_cpu_profile_runs_the_headline_faithfully_and_states_its_cuts():
@@ -56,7 +78,7 @@ def test_grid_expansion():
     (lambda d: d["grid"][0].update(seeds=[1.5]), "profile.grid[0].seeds[0]: Input should be a valid integer (got 1.5)"),
     (lambda d: d["grid"][0].update(epoch_cap=0), "profile.grid[0].epoch_cap: Input should be greater than or equal to 1"),
     (lambda d: d["grid"][0].update(model={"n_heads": 3}), "profile.grid[0].model: n_heads: must divide d_model"),
-    (lambda d: d["grid"][0].update(task="sorting"), "profile.grid[0].task: Input should be 'assoc_recall', 'copy' or 'induction_heads' (got 'sorting')"),
+    (lambda d: d["grid"][0].update(task="sorting"), "profile.grid[0].task: Input should be 'assoc_recall', 'copy', 'induction_heads' or 'mqar' (got 'sorting')"),
     (lambda d: d.update(test_sequences=0), "profile.test_sequences: Input should be greater than or equal to 1"),
     (lambda d: d.pop("grid"), "profile.grid: missing (required)"),
     # each of these passed the old validators and crashed later, or escaped the results folder

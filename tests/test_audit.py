@@ -1,0 +1,87 @@
+"""The audit command end to end on a tiny profile, and its pieces on hand-made tables: the router
+regret picks the best control at or below the learned usage, the rate-based routing analysis."""
+import json
+
+import pandas as pd
+import pytest
+
+from suite.cli import main
+from suite.commands.audit import ANALYSIS, AUDIT, CONTROLS, analysis_from_rates, regret
+from suite.run.store import RunStore
+
+TINY = {"name": "tinyaudit", "description": "test", "decides_claims": False, "protocol": "smoke",
+        "test_sequences": 16, "save_models": True,
+        "model": {"d_model": 16, "n_layers": 2, "n_heads": 2, "kernel_size": 4},
+        "grid": [{"task": "assoc_recall", "distances": [14], "models": ["attn", "conv", "routed"], "lambdas": [0.5],
+                  "seeds": [0, 1]},
+                 {"task": "assoc_recall", "distances": [14], "models": ["routed"], "lambdas": [0.5], "seeds": [0],
+                  "model": {"router": "last"}},
+                 {"task": "mqar", "distances": [8], "task_params": {"n_pairs": 2, "n_queries": 1},
+                  "models": ["routed"], "lambdas": [0.5], "seeds": [0]}]}
+
+
+def test_the_audit_writes_six_answers_from_its_own_run(tmp_path):
+    prof = tmp_path / "a.json"
+    prof.write_text(json.dumps(TINY))
+    assert main(["audit", "--profile", str(prof), "--results-dir", str(tmp_path / "r"), "--quiet"]) == 0
+    (run,) = [p for p in (tmp_path / "r").glob("*/*") if (p / "manifest.json").is_file()]
+    text = (run / AUDIT).read_text()
+    for n in range(1, 7):
+        assert f"## {n}. " in text
+    assert text.count("**Verdict: ") == 6
+    assert "headline: not run" in text  # the sources it could not find are named
+    controls = pd.read_csv(run / CONTROLS)
+    learned_cells = 3  # two gumbel seeds on assoc_recall, one on mqar; the 'last' router is a control itself
+    assert controls["config_hash"].nunique() == learned_cells
+    per_cell = controls.groupby("config_hash")["control"].apply(set)
+    assert all({"learned", "random", "last", "oracle", "one_layer", "conv", "attn"} <= s for s in per_cell)
+    analysis = pd.read_csv(run / ANALYSIS)
+    assert len(analysis) == 4 and set(analysis["source"]) == {"weights"}
+    regret_table = pd.read_csv(run / "regret.csv")
+    assert set(regret_table["task"]) == {"assoc_recall", "mqar"}
+    # a rerun analyses nothing twice
+    assert main(["audit", "--profile", str(prof), "--results-dir", str(tmp_path / "r"), "--quiet"]) == 0
+    assert len(pd.read_csv(run / ANALYSIS)) == 4 and len(pd.read_csv(run / CONTROLS)) == len(controls)
+
+
+def _control(control, acc, usage, macs, seed=0):
+    return {"task": "assoc_recall", "distance": 126, "tier": "mini", "router": "gumbel", "lambda_target": 0.5,
+            "seed": seed, "control": control, "accuracy": acc, "usage": usage, "macs_forward_executed": macs}
+
+
+def test_regret_compares_with_the_best_control_at_or_below_the_learned_usage():
+    controls = pd.DataFrame([
+        _control("learned", 0.90, 0.02, 100.0), _control("learned", 0.80, 0.02, 100.0, seed=1),
+        _control("last", 0.95, 0.02, 90.0), _control("last", 0.97, 0.02, 90.0, seed=1),    # best within budget
+        _control("random", 0.10, 0.02, 95.0), _control("random", 0.12, 0.02, 95.0, seed=1),
+        _control("attn", 1.0, 1.0, 900.0), _control("attn", 1.0, 1.0, 900.0, seed=1),      # above the budget
+    ])
+    (row,) = regret(controls, pd.DataFrame()).to_dict("records")
+    assert row["best_control"] == "last" and row["seeds"] == 2
+    assert row["learned_accuracy"] == pytest.approx(0.85) and row["control_accuracy"] == pytest.approx(0.96)
+    assert row["accuracy_regret"] == pytest.approx(0.11) and row["macs_ratio"] == pytest.approx(100 / 90)
+    assert row["verdict"] == "CONTROL BETTER"
+    worse = controls[controls["control"] != "last"]
+    (row,) = regret(worse, pd.DataFrame()).to_dict("records")
+    assert row["best_control"] == "random" and row["verdict"] == "LEARNED BETTER"
+    alone = controls[controls["control"].isin(["learned", "attn"])]
+    assert regret(alone, pd.DataFrame())["verdict"].tolist() == ["NO CONTROL AT THIS BUDGET"]
+
+
+def test_the_rate_based_analysis_of_a_cell_without_weights(tmp_path):
+    store = RunStore(tmp_path)
+    row = {"config_hash": "c", "task": "assoc_recall", "task_params": json.dumps({"distance": 6}), "distance": 6,
+           "faithful_model": True, "router": "", "lambda_target": 0.5, "seed": 3, "protocol": "faithful",
+           "usage_per_layer": json.dumps([0.125, 1.0])}
+    T = 8
+    rates = pd.DataFrame([{"layer": layer, "position": t, "attention_rate": r}
+                          for layer, rs in enumerate([[0] * 7 + [1.0], [1.0] * 8]) for t, r in enumerate(rs)])
+    a = analysis_from_rates(row, rates, store)
+    assert a["precision_layer_0"] == 1.0 and a["recall_layer_0"] == 1.0
+    assert a["precision_layer_1"] == pytest.approx(1 / T) and a["recall_layer_1"] == 1.0
+    assert a["attention_positions_per_sequence_layer_0"] == 1.0
+    assert a["attention_positions_per_sequence_layer_1"] == 8.0
+    assert a["query_share"] == pytest.approx(2 / 9)
+    assert a["plateau"] and a["whole_layer"] and a["label"] == "one whole layer"  # mean 0.5625, layer 1 full
+    mqar = {**row, "task": "mqar", "task_params": json.dumps({"distance": 8, "n_pairs": 2, "n_queries": 1})}
+    assert analysis_from_rates(mqar, rates, store) is None  # scored positions differ by row: needs the weights
