@@ -508,6 +508,22 @@ def battery_table(runs: pd.DataFrame) -> str:
     return g.to_markdown(index=False, floatfmt=".3f")
 
 
+def all_routing_maps(stores: list[RunStore], out: Path) -> list[Path]:
+    """One routing-map figure per (run, task, distance, lambda) group of learned-router cells: every seed."""
+    paths = []
+    for source in stores:
+        runs, routing = ok_rows(source.runs()), source.table(ROUTING)
+        if runs.empty or routing.empty:
+            continue
+        learned = pd.Series([router_of(x) in LEARNED for x in runs.to_dict("records")], index=runs.index)
+        runs = runs[(runs["model"] == "routed") & learned]
+        for (task, d, lam), g in runs.groupby(["task", "distance", "lambda_target"]):
+            r = routing[routing["config_hash"].isin(set(g["config_hash"]))]
+            stem = f"audit_maps_{source.manifest()['profile']['name']}_{task}_{int(d)}_l{lam:g}"
+            paths += figs.routing_maps(r, g, out, name=stem)
+    return paths
+
+
 def write_audit(store: RunStore, results_dir: Path) -> Path:
     out = store.path / "figures"
     out.mkdir(exist_ok=True)
@@ -529,7 +545,7 @@ def write_audit(store: RunStore, results_dir: Path) -> Path:
             ("5. 0.3% against one query per layer", *point5(headline, analysis, out)),
             ("6. Does the learned router beat the controls at equal budget?", *point6(table, controls, runs, out)),
         ]
-        routing = store.table(ROUTING)
+        group_maps = all_routing_maps([s for s in (store, found["battery"]) if s is not None], out)
         maps = []
         if headline_store is not None:
             hr = headline_store.table(ROUTING)
@@ -551,8 +567,10 @@ def write_audit(store: RunStore, results_dir: Path) -> Path:
               "recall: the share of scored cells attended in that layer ('any': in some layer). Mean over seeds.", "",
               precision_table(analysis), ""]
     lines += ["## Curriculum: constant λ against the ramp", "", curriculum_text(headline, found["curriculum"]), ""]
-    lines += ["## Routing maps, every seed of the headline", "",
-              fig_link(maps, "routing maps") if maps else "(no headline routing stored yet)", ""]
+    lines += ["## Routing maps, every seed", "", "The headline (faithful):", "",
+              fig_link(maps, "routing maps") if maps else "(no headline routing stored yet)", "",
+              "Every learned-router group of the mini-tier runs, one figure per (task, distance, λ):", "",
+              fig_link(group_maps, "routing maps") if group_maps else "(none stored yet)", ""]
     if found["battery"] is not None:
         lines += [f"## The card's battery (mini tier, run `{found['battery'].path.name}`)", "",
                   battery_table(found["battery"].runs()), ""]

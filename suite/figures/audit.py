@@ -41,15 +41,16 @@ MAX_MAPS = 24
 MAX_MAP_COLUMNS = 4
 #: the controls, in the order they are drawn
 CONTROLS = ("learned", "random", "last", "oracle", "one_layer", "conv", "attn")
-#: control -> (label, colour, marker); AttnOnly/ConvOnly keep their colours from SERIES
+#: control -> (label, colour, marker). The swaps act on the trained routed model: "all conv" and
+#: "all attention" are its gates forced, not the ConvOnly/AttnOnly baselines (which keep their colours)
 CONTROL_STYLES = {
     "learned": ("learned router", OKABE_ITO["vermillion"], "D"),
     "random": ("random positions", OKABE_ITO["sky_blue"], "P"),
-    "last": ("last position", OKABE_ITO["bluish_green"], "^"),
-    "oracle": ("oracle (query)", OKABE_ITO["reddish_purple"], "v"),
-    "one_layer": ("one whole layer", OKABE_ITO["yellow"], "h"),
-    "conv": (SERIES[("conv", None)][0], SERIES[("conv", None)][1], SERIES[("conv", None)][2]),
-    "attn": (SERIES[("attn", None)][0], SERIES[("attn", None)][1], SERIES[("attn", None)][2]),
+    "last": ("last positions", OKABE_ITO["bluish_green"], "^"),
+    "oracle": ("scored positions", OKABE_ITO["reddish_purple"], "v"),
+    "one_layer": ("same count, one layer", OKABE_ITO["yellow"], "h"),
+    "conv": ("all conv", SERIES[("conv", None)][1], SERIES[("conv", None)][2]),
+    "attn": ("all attention", SERIES[("attn", None)][1], SERIES[("attn", None)][2]),
 }
 #: the three savings readings -> marker (colours and labels from style.SAVINGS)
 SAVINGS_MARKERS = {"notional": "o", "executed": "s", "latency": "D"}
