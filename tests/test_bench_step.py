@@ -1,6 +1,9 @@
 """One faithful training step (forward, backward, clip, AdamW): ours vs the plain transcription.
 
-Skipped in the normal run (addopts --benchmark-skip); `nox -s bench` runs them.
+Skipped in the normal run (addopts --benchmark-skip); `nox -s bench` runs them. Each of our steps
+also reports its step efficiency: the step's FLOPs (counted by FlopCounterMode on the CPU) over
+its median time, as a fraction of the float32 sgemm peak measured in the same run at the same
+thread count; below STEP_EFFICIENCY_GUARD the benchmark fails (a guard, not a test).
 """
 import pytest
 import torch
@@ -8,8 +11,19 @@ import torch.nn.functional as F
 
 from baselines import MODELS, ModelConfig, build_model
 from reference import RefLM
+from suite.compute.readings import train_step_flops
+from suite.compute.throughput import matmul_peak
 from suite.run.protocol import FAITHFUL
 from tasks import make_task
+
+#: measured on one of our machines: the routed step at about 0.67 of the sgemm peak (T=128), 0.74 (T=512)
+STEP_EFFICIENCY_GUARD = 0.65
+
+
+@pytest.fixture(scope="session")
+def sgemm_peak():
+    """Float32 matmul FLOP/s of this machine at the benchmark's thread count, measured once."""
+    return matmul_peak("cpu")
 
 
 def make_step(impl, name, seq_len):
@@ -44,7 +58,16 @@ def make_step(impl, name, seq_len):
 @pytest.mark.parametrize("impl", ["reference", "ours"])
 @pytest.mark.parametrize("seq_len", [128, 256, 512])
 @pytest.mark.parametrize("model", list(MODELS))
-def test_training_step(benchmark, model, seq_len, impl):
-    benchmark.extra_info.update(model=model, seq_len=seq_len, impl=impl,
-                                batch=FAITHFUL.batch_size(seq_len), threads=torch.get_num_threads())
+def test_training_step(benchmark, model, seq_len, impl, sgemm_peak):
+    batch = FAITHFUL.batch_size(seq_len)
+    benchmark.extra_info.update(model=model, seq_len=seq_len, impl=impl, batch=batch, threads=torch.get_num_threads())
     benchmark.pedantic(make_step(impl, model, seq_len), rounds=5, warmup_rounds=1, iterations=1)
+    if impl != "ours" or benchmark.disabled:
+        return
+    task = make_task("assoc_recall", distance=seq_len - 2)
+    flops = train_step_flops(model, ModelConfig(), task, batch, 0.5 if model == "routed" else 0.0)
+    fraction = flops / benchmark.stats.stats.median / sgemm_peak
+    benchmark.extra_info.update(step_flops=flops, sgemm_peak_flops=sgemm_peak, fraction_of_peak=fraction)
+    print(f"\n{model} T={seq_len}: {flops / 1e9:.2f} GFLOP/step, {fraction:.2f} of the sgemm peak "
+          f"({sgemm_peak / 1e9:.1f} GFLOP/s, {torch.get_num_threads()} threads)")
+    assert fraction >= STEP_EFFICIENCY_GUARD, f"{model} T={seq_len}: step efficiency {fraction:.2f}"

@@ -276,16 +276,12 @@ def point2(headline: pd.DataFrame, analysis: pd.DataFrame, runs: pd.DataFrame, o
     df = pd.DataFrame(rows)
     if df.empty:
         return "NO DATA", "No routed cell has been analysed yet."
-    plateau = df[df["plateau"]]
-    whole = plateau[plateau["whole_layer"]]
-    if plateau.empty:
-        verdict = "NO PLATEAU OBSERVED"
-    elif len(whole) == len(plateau):
-        verdict = "ONE WHOLE LAYER"
-    elif len(whole) == 0:
-        verdict = "SPREAD OVER LAYERS"
-    else:
-        verdict = f"MIXED ({len(whole)} of {len(plateau)} plateaus are one whole layer)"
+    verdicts = []
+    for t in ("faithful", "mini"):
+        sub = df[df["tier"] == t]
+        if len(sub):
+            verdicts.append(f"{t}: {plateau_verdict(sub)}")
+    verdict = "; ".join(verdicts)
     by = df.groupby(["tier", "task", "distance"]).agg(cells=("seed", "size"), plateaus=("plateau", "sum"),
                                                        whole=("whole_layer", "sum")).reset_index()
     lines = [f"- {r.tier} {r.task} d={r.distance}: {r.cells} routed cells, {r.plateaus} at a plateau near "
@@ -298,6 +294,18 @@ def point2(headline: pd.DataFrame, analysis: pd.DataFrame, runs: pd.DataFrame, o
             "one layer routes at least 95% of its positions (suite/audit/routing.py `whole_layer_test`).\n\n"
             + "\n".join(lines) + "\n\n" + fig_link(paths, "per-layer usage"))
     return verdict, text
+
+
+def plateau_verdict(df: pd.DataFrame) -> str:
+    plateau = df[df["plateau"]]
+    whole = plateau[plateau["whole_layer"]]
+    if plateau.empty:
+        return f"NO PLATEAU in {len(df)} cells"
+    if len(whole) == len(plateau):
+        return f"ONE WHOLE LAYER ({len(whole)} of {len(plateau)} plateaus)"
+    if len(whole) == 0:
+        return f"SPREAD OVER LAYERS ({len(plateau)} plateaus)"
+    return f"MIXED ({len(whole)} of {len(plateau)} plateaus are one whole layer)"
 
 
 def point3(headline: pd.DataFrame, headline_store: RunStore | None, out: Path) -> tuple[str, str]:

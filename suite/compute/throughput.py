@@ -1,0 +1,106 @@
+"""How close a training step comes to the machine: its counted FLOPs over its measured time, as a
+fraction of the device's float32 matmul peak, both measured in the same process at the same
+thread count. Timing on CUDA uses events recorded after a synchronisation; on the CPU a
+monotonic clock. FLOPs are always counted on the CPU (FlopCounterMode), so the count does not
+depend on the device's kernels."""
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from suite.run.trainer import Trainer
+
+#: square sgemm sizes tried for the peak (the best of them is the peak)
+PEAK_SIZES_CPU = (512, 1024, 2048)
+PEAK_SIZES_CUDA = (4096, 8192)
+
+
+@contextlib.contextmanager
+def float32_matmul():
+    """Plain float32 matmuls on CUDA (TF32 off), as the faithful protocol runs; restored after."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def median_seconds(fn, device: torch.device, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of `fn()`: CUDA events after a synchronisation on a GPU, perf_counter on
+    the CPU (where each call returns when its work is done)."""
+    device = torch.device(device)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_peak(device: torch.device, sizes=None, repeats: int = 5) -> float:
+    """Float32 FLOP/s of the fastest square matmul among `sizes` (2 n^3 FLOPs each)."""
+    device = torch.device(device)
+    sizes = sizes or (PEAK_SIZES_CUDA if device.type == "cuda" else PEAK_SIZES_CPU)
+    best = 0.0
+    with float32_matmul():
+        for n in sizes:
+            a = torch.randn(n, n, device=device)
+            b = torch.randn(n, n, device=device)
+            s = median_seconds(lambda: torch.mm(a, b), device, repeats=repeats)
+            best = max(best, 2 * n ** 3 / s)
+    return best
+
+
+@dataclass
+class StepReading:
+    model: str
+    seq_len: int
+    batch: int
+    flops: int           # one training step, counted on the CPU
+    seconds: float       # median measured time of one step on the device
+    peak: float          # the device's float32 matmul FLOP/s, same process and threads
+
+    @property
+    def achieved(self) -> float:
+        return self.flops / self.seconds
+
+    @property
+    def fraction(self) -> float:
+        return self.achieved / self.peak
+
+
+def training_step(task, model_name: str, device, lam: float = 0.5, seed: int = 0, **kwargs) -> Trainer:
+    """A Trainer whose `step(lam)` is the faithful training step of this model and length."""
+    lam = lam if model_name == "routed" else 0.0
+    return Trainer(task, model_name, lambda_target=lam, seed=seed, device=device, progress=False, **kwargs)
+
+
+def step_reading(task, model_name: str, device, peak: float, repeats: int = 5, **kwargs) -> StepReading:
+    """Counted FLOPs (CPU) and measured time (device) of one faithful training step."""
+    from suite.compute.readings import train_step_flops
+    device = torch.device(device)
+    lam = 0.5 if model_name == "routed" else 0.0
+    tr = training_step(task, model_name, device, lam, **kwargs)
+    tr.model.train()
+    bs = tr.protocol.batch_size(task.seq_len)
+    flops = train_step_flops(model_name, tr.model.config, task, bs, lam)
+    with float32_matmul():
+        seconds = median_seconds(lambda: tr.step(lam), device, repeats=repeats, warmup=2)
+    return StepReading(model_name, task.seq_len, bs, int(flops), seconds, peak)

@@ -1,0 +1,53 @@
+"""The throughput readings behind `nox -s bench` and `gpucheck`: counted FLOPs over measured time,
+as a share of a matmul peak measured in the same process."""
+import pytest
+import torch
+
+from baselines import ModelConfig
+from suite.compute.readings import train_step_flops
+from suite.compute.throughput import float32_matmul, matmul_peak, median_seconds, step_reading
+from tasks import make_task
+
+TINY = ModelConfig(d_model=16, n_layers=1, n_heads=2, kernel_size=4)
+
+
+def test_median_seconds_is_the_median_of_the_calls():
+    calls = iter([0.0, 0.03, 0.01, 0.02])  # warm-up, then three timed calls
+    import time
+
+    def fn():
+        time.sleep(next(calls))
+    s = median_seconds(fn, "cpu", repeats=3, warmup=1)
+    assert 0.018 <= s < 0.03
+
+
+def test_matmul_peak_is_flops_over_time():
+    peak = matmul_peak("cpu", sizes=(64, 128), repeats=3)
+    assert peak > 1e6
+    n = 128
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    assert 2 * n ** 3 / median_seconds(lambda: torch.mm(a, b), "cpu", repeats=3) <= peak * 3
+
+
+@pytest.mark.parametrize("model", ["attn", "conv", "routed"])
+def test_step_reading_counts_the_trainers_step(model):
+    task = make_task("assoc_recall", distance=14)
+    r = step_reading(task, model, "cpu", peak=1e9, repeats=2, model_config=TINY)
+    lam = 0.5 if model == "routed" else 0.0
+    assert r.flops == train_step_flops(model, TINY, task, r.batch, lam) > 0
+    assert r.seconds > 0 and r.fraction == pytest.approx(r.flops / r.seconds / 1e9)
+    assert (r.seq_len, r.batch) == (16, 32)
+
+
+def test_float32_matmul_restores_the_flags():
+    before = torch.backends.cuda.matmul.allow_tf32
+    with float32_matmul():
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_step_table_covers_every_model_and_length():
+    from suite.commands.gpucheck import step_table
+    t = step_table(torch.device("cuda"), lengths=(128,), repeats=2)
+    assert set(t["model"]) == {"attn", "conv", "routed"} and (t["fraction_of_peak"] > 0).all()
