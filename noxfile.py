@@ -22,8 +22,8 @@ def install(session, extras="test"):
 
 @nox.session
 def tests(session):
-    """The test suite (benchmarks skipped)."""
-    install(session)
+    """The test suite (benchmarks skipped), with the ray extra so the Ray executor's tests run."""
+    install(session, extras="test,ray")
     session.run("python", "-m", "pytest", *session.posargs)
 
 
@@ -66,6 +66,14 @@ def audit(session):
     """The audit profile, its decision swaps and AUDIT.md (args go to `python -m suite audit`)."""
     install(session, extras=None)
     session.run("python", "-m", "suite", "audit", *session.posargs)
+
+
+@nox.session
+def gpucheck(session):
+    """On a GPU: step time per model at T = 128 / 512 / 2048, share of the matmul peak, paper ETA.
+    Keeps the venv's CUDA torch if RAB_TORCH is set empty; exits 2 with one line without a GPU."""
+    install(session, extras=None)
+    session.run("python", "-m", "suite", "gpucheck", *session.posargs)
 
 
 @nox.session

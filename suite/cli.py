@@ -69,6 +69,34 @@ LAMBDA = typed(Lambda, float, "a number")
 USAGE = typed(Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)], float, "a number")
 MODEL_SIZE = typed(Annotated[int, Field(ge=1)], int, "an integer")
 RUN_ID = typed(Name, str, "a run id")
+COUNT = typed(Annotated[int, Field(ge=1, le=4096)], int, "an integer")
+GPU_FRACTION = typed(Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)], float, "a number")
+
+
+def add_executor_options(p) -> None:
+    """Where the cells train (suite/run/executor.py); checked before any work."""
+    from suite.run.executor import EXECUTORS
+
+    p.add_argument("--executor", type=choice(list(EXECUTORS)), default="local",
+                   help="local: one cell after another in this process (default); processes: N spawned worker "
+                        "processes; ray: each cell a Ray task (pip install -e '.[ray]')")
+    p.add_argument("--workers", type=COUNT, default=None, metavar="N",
+                   help="cells at once (processes, ray; default: the cores / threads per worker, 1 on a GPU; "
+                        "on a Ray cluster: as many as its resources hold)")
+    p.add_argument("--threads-per-worker", type=COUNT, default=None, metavar="K",
+                   help="torch threads per cell (default: 1 for processes and ray; local: unchanged)")
+    p.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                   help="ray only: a running Ray cluster (default: start a local instance with N x K CPUs)")
+    p.add_argument("--gpus-per-cell", type=GPU_FRACTION, default=None, metavar="F",
+                   help="ray on CUDA only: the GPU share of one cell (default 1; 0.25 packs 4 cells on a GPU)")
+
+
+def open_executor(a, device):
+    """The executor of the parsed options, checked (one line, exit 2, before any work)."""
+    from suite.run.executor import ExecutorSpec, make_executor
+
+    return make_executor(ExecutorSpec(a.executor, a.workers, a.threads_per_worker, a.ray_address, a.gpus_per_cell),
+                         device)
 
 
 MODEL_FLAGS = ("d_model", "n_layers", "n_heads", "kernel_size")
@@ -111,6 +139,7 @@ def build_parser() -> Parser:
     r.add_argument("--device", type=choice(DEVICES), default="auto")
     r.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(r)
 
     au = sub.add_parser("audit", help="train the audit profile, swap every kept model's decisions, answer the "
                                        "original's questionable points in AUDIT.md")
@@ -122,6 +151,7 @@ def build_parser() -> Parser:
     au.add_argument("--device", type=choice(DEVICES), default="auto")
     au.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
     au.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(au)
 
     g = sub.add_parser("regress", help="a candidate router against the original router and the baselines, "
                                        "with a verdict and an exit code (0 not worse, 1 worse, 2 usage error)")
@@ -134,6 +164,7 @@ def build_parser() -> Parser:
     g.add_argument("--results-dir", default="results")
     g.add_argument("--device", type=choice(DEVICES), default="auto")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(g)
 
     f = sub.add_parser("flops", help="forward MACs by part: dense, causal-effective and executed readings")
     f.add_argument("--model", required=True, type=choice(list(MODELS)))
@@ -151,6 +182,9 @@ def build_parser() -> Parser:
     g.add_argument("run_dirs", nargs="*", help="run folders (default: the newest under --results-dir)")
     g.add_argument("--latency-csv", default=None)
     g.add_argument("--results-dir", default="results")
+
+    sub.add_parser("gpucheck", help="per-model training step time at T = 128 / 512 / 2048 on this GPU, the share of "
+                                    "its float32 matmul peak, and the paper profile's ETA (exit 2 without a GPU)")
 
     c = sub.add_parser("claims", help="re-check the claims of a stored run without training")
     c.add_argument("run_dir")
@@ -222,14 +256,18 @@ def cmd_tasks(a) -> int:
 
 def cmd_reproduce(a) -> int:
     from suite.commands.reproduce import reproduce
-    return reproduce(a.profile, a.results_dir, a.resume, resolve_device(a.device), dry_run=a.dry_run,
-                     fresh=a.fresh, progress=not a.quiet)
+    device = resolve_device(a.device)
+    with open_executor(a, device) as executor:
+        return reproduce(a.profile, a.results_dir, a.resume, device, dry_run=a.dry_run,
+                         fresh=a.fresh, progress=not a.quiet, executor=executor)
 
 
 def cmd_audit(a) -> int:
     from suite.commands.audit import audit
-    return audit(a.profile or (None if a.resume else "audit"), a.results_dir, a.resume, resolve_device(a.device), dry_run=a.dry_run, fresh=a.fresh,
-                 progress=not a.quiet)
+    device = resolve_device(a.device)
+    with open_executor(a, device) as executor:
+        return audit(a.profile or (None if a.resume else "audit"), a.results_dir, a.resume, device, dry_run=a.dry_run,
+                     fresh=a.fresh, progress=not a.quiet, executor=executor)
 
 
 def cmd_regress(a) -> int:
@@ -237,8 +275,10 @@ def cmd_regress(a) -> int:
     never read as a verdict (Python's own exit code for an uncaught error is 1)."""
     from suite.commands.regress import regress
     try:
-        return regress(a.router, a.router_kwargs, a.against, a.tier, a.seeds, a.results_dir,
-                       resolve_device(a.device), progress=not a.quiet)
+        device = resolve_device(a.device)
+        with open_executor(a, device) as executor:
+            return regress(a.router, a.router_kwargs, a.against, a.tier, a.seeds, a.results_dir,
+                           device, progress=not a.quiet, executor=executor)
     except (*INPUT_ERRORS, KeyboardInterrupt):
         raise
     except Exception:
@@ -246,6 +286,11 @@ def cmd_regress(a) -> int:
         print("error: regress failed (exit 3); the cells stored so far are kept, run the same command to resume",
               file=sys.stderr)
         return 3
+
+
+def cmd_gpucheck(a) -> int:
+    from suite.commands.gpucheck import gpucheck
+    return gpucheck()
 
 
 def cmd_claims(a) -> int:
@@ -276,7 +321,7 @@ def cmd_figures(a) -> int:
 
 
 COMMANDS = {"figures": cmd_figures, "flops": cmd_flops, "train": cmd_train, "models": cmd_models, "tasks": cmd_tasks, "reproduce": cmd_reproduce,
-            "claims": cmd_claims, "regress": cmd_regress, "audit": cmd_audit}
+            "claims": cmd_claims, "regress": cmd_regress, "audit": cmd_audit, "gpucheck": cmd_gpucheck}
 
 
 def main(argv=None) -> int:

@@ -591,9 +591,10 @@ def write_audit(store: RunStore, results_dir: Path) -> Path:
 
 
 def audit(profile_name: str, results_dir: Path, resume: str | None, device: torch.device, dry_run: bool = False,
-          fresh: bool = False, progress: bool = True) -> int:
+          fresh: bool = False, progress: bool = True, executor=None) -> int:
     results_dir = Path(results_dir)
-    rc = reproduce(profile_name, results_dir, resume, device, dry_run=dry_run, fresh=fresh, progress=progress)
+    rc = reproduce(profile_name, results_dir, resume, device, dry_run=dry_run, fresh=fresh, progress=progress,
+                   executor=executor)
     if rc != 0 or dry_run:
         return rc
     store = RunStore.find(results_dir, resume) if resume else newest_run(results_dir, load_profile(profile_name).name)

@@ -27,6 +27,7 @@ from suite.errors import ConfigError, parse
 from suite.figures.pareto import pareto
 from suite.judge import regress as rule
 from suite.judge.regress import METRICS, compare, overall
+from suite.run.executor import Executor, ExecutorSpec, make_executor
 from suite.run.profiles import Profile, ProtocolName, parse_profile
 from suite.run.provenance import environment, utc_now
 from suite.run.store import CELL_TABLES, RunStore, check_results_dir, write_csv
@@ -154,8 +155,9 @@ def regress_markdown(manifest: dict, table: pd.DataFrame, verdict: str, reasons:
 
 
 def regress(router: str, router_kwargs: dict, against: str | None, tier_name: str, seeds: int,
-            results_dir: Path, device: torch.device, progress: bool = True) -> int:
+            results_dir: Path, device: torch.device, progress: bool = True, executor: Executor | None = None) -> int:
     results_dir = Path(results_dir)
+    executor = executor or make_executor(ExecutorSpec(), device)
     check_results_dir(results_dir)
     tiers = load_tiers()
     if tier_name not in tiers:
@@ -174,7 +176,9 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
     sources = [s for s in (reference, earlier[0] if earlier else None) if s is not None]
     env = environment(device)
     have = set().union(*(s.finished_cells() for s in sources)) | (store.finished_cells() if store else set())
-    plan = plan_text(profile, device, estimate(profile, device, have), have)
+    with executor.measuring():
+        bounds = estimate(profile, device, have)
+    plan = plan_text(profile, device, bounds, have, executor)
     print(plan, flush=True)
     if store is None:
         store = RunStore.create(results_dir, profile.name, {
@@ -191,7 +195,7 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
         try:
             imported = sum(import_reference(store, source, profile) for source in sources)
             print(f"\nRun {store.path.name}: {store.path} ({imported} stored cells reused)")
-            train_cells(store, profile, device, env, progress)
+            train_cells(store, profile, device, env, progress, executor)
         except KeyboardInterrupt:
             hint = f"python -m suite regress {shlex.join(sys.argv[2:])}" if len(sys.argv) > 2 else "the same command"
             print(f"\ninterrupted: the cells so far are stored in {store.path}; resume with {hint}", file=sys.stderr)
