@@ -85,11 +85,16 @@ class Task:
     def params(self) -> dict:
         return dataclasses.asdict(self)
 
+    def generator(self, split: str, seed: int) -> torch.Generator:
+        """The seeded CPU generator of one split's stream: `sample(batch_size, it)` repeatedly is the
+        stream. A caller that owns it can save and restore its state (`get_state`/`set_state`)."""
+        return torch.Generator(device="cpu").manual_seed(split_seed(seed, split))
+
     def stream(self, split: str, seed: int, batch_size: int, device="cpu") -> Iterator[Batch]:
         """Endless fresh batches of one split. Generated on the CPU so every device sees the same data."""
         if batch_size < 1:
             raise TaskConfigError(f"batch_size: must be >= 1, got {batch_size}")
-        gen = torch.Generator(device="cpu").manual_seed(split_seed(seed, split))
+        gen = self.generator(split, seed)
         while True:
             yield self.sample(batch_size, gen).to(device)
 
@@ -97,7 +102,7 @@ class Task:
         """The first n sequences of a split's stream, batched (a held-out set of a fixed size)."""
         if n < 1:
             raise TaskConfigError(f"n: must be >= 1, got {n}")
-        gen = torch.Generator(device="cpu").manual_seed(split_seed(seed, split))
+        gen = self.generator(split, seed)
         out, left = [], n
         while left > 0:
             b = min(batch_size, left)

@@ -25,7 +25,9 @@ def test_smoke_profile_end_to_end(tmp_path, capsys):
     assert "Estimated duration" in out and "CUT:" in out and "Claims (" in out
     (run,) = run_dirs(tmp_path)
     assert {p.name for p in run.iterdir() if p.name != ".lock"} == {
-        "runs.csv", "history.csv", "routing.csv", "manifest.json", "claims.csv", "REPORT.md", "figures"}
+        "runs.csv", "history.csv", "routing.csv", "manifest.json", "claims.csv", "REPORT.md", "figures", "phase1"}
+    # the one routed curriculum cell left its phase-1 checkpoint (the constant-schedule cell shares none)
+    assert len(list((run / "phase1").glob("*.pt"))) == 1
     assert not list(run.glob(".*.tmp"))
     assert (run / "figures" / "accuracy_vs_distance.png").stat().st_size > 0
     report = (run / "REPORT.md").read_text()

@@ -1,7 +1,9 @@
 """`python -m suite reproduce`: plan, train the profile's grid, store rows, check claims, report."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
 import sys
 import time
@@ -17,10 +19,13 @@ from suite.figures.draw import render_figures
 from suite.judge.claims import check_claims, load_registry
 from suite.judge.report import claims_table, main_table, not_run_line, report_markdown, verdict_counts
 from suite.judge.stats import wilson
+from suite.run.devices import precision
 from suite.run.gate import check_router
+from suite.run.phase1 import cell_phase1_key
 from suite.run.memory import check_fits, training_bytes
 from suite.run.profiles import Cell, Profile, load_profile, parse_profile
-from suite.run.provenance import data_fingerprint, environment, utc_now
+from suite.run.executor import Executor, ExecutorSpec, Job, JobFailed, make_executor, parallel_estimate
+from suite.run.provenance import data_fingerprint, device_name, environment, utc_now
 from suite.run.store import CLAIMS, REPORT, RunStore, check_results_dir, write_csv
 from suite.run.trainer import NonFiniteLoss, Trainer, evaluate
 from suite.schema.rows import faithful_rows
@@ -100,10 +105,13 @@ def estimate(profile: Profile, device: torch.device, done: set = frozenset()) ->
     return out
 
 
-def plan_text(profile: Profile, device: torch.device, bounds: list[float | None], done: set) -> str:
+def plan_text(profile: Profile, device: torch.device, bounds: list[float | None], done: set,
+              executor: Executor | None = None) -> str:
     lines = [f"Profile {profile.name} ({profile.source}): {profile.description}",
              f"Device: {device}; suite {__version__}; torch {torch.__version__}; "
              f"{len(profile.cells)} cells, held-out test set {profile.test_sequences} sequences per cell"]
+    if executor is not None:
+        lines.append(f"Executor: {executor.describe()}")
     protocols = sorted({c.protocol for c in profile.cells})
     lines.append(f"Protocols: {', '.join(protocols)} (suite/run/protocol.py)")
     for cut in profile.cuts:
@@ -120,7 +128,22 @@ def plan_text(profile: Profile, device: torch.device, bounds: list[float | None]
     lines.append(f"Estimated duration: at most {bound} of training and evaluation for the cells still to run "
                  f"(every cell running its whole epoch budget, from a measured step time; cells that solve "
                  f"early stop sooner; compute readings and figures add a few seconds per cell)")
+    slots = executor.slots() if executor is not None else 1
+    left = [b for c, b in zip(profile.cells, bounds) if c.config_hash(profile.test_sequences) not in done]
+    if slots > 1 and len(left) > 1:
+        threads = f"{executor.threads} thread(s)" if executor.threads else "this process's threads"
+        wall = parallel_estimate(left, slots) * executor.contention()
+        shared = (f"; times {executor.contention():.2f} for {slots} x {executor.threads} threads on "
+                  f"{os.cpu_count()} cores" if executor.contention() > 1 else "")
+        lines.append(f"With up to {min(slots, len(left))} cells in parallel: an estimated {_duration(wall)} of wall "
+                     f"time (an estimate, not a bound: the per-cell bounds above, measured at {threads} on this "
+                     f"machine, taken by the first free worker in plan order{shared}; workers sharing a device or "
+                     f"memory bandwidth run slower than alone, other machines of a cluster at their own speed)")
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 # -- one cell ---------------------------------------------------------------------------------------
@@ -137,7 +160,7 @@ def cell_columns(cell: Cell, profile: Profile, env: dict, run_id: str) -> dict:
         "model_config": json.dumps(cell.model_overrides, sort_keys=True), "faithful_model": cell.faithful_model,
         "router": cfg.router if cell.model == "routed" else "",
         "router_kwargs": json.dumps(cfg.router_kwargs, sort_keys=True) if cell.model == "routed" else "",
-        "router_source_hash": cell.router_source_hash(),
+        "router_source_hash": cell.router_source_hash(), "precision": protocol.precision,
         "d_model": cfg.d_model, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "kernel_size": cfg.kernel_size,
         "test_sequences": profile.test_sequences,
         "data_fingerprint": data_fingerprint(task, cell.seed, 4),
@@ -151,19 +174,29 @@ def failed_row(cell: Cell, profile: Profile, env: dict, run_id: str, error: Exce
     return {**cell_columns(cell, profile, env, run_id), "status": "failed", "error": str(error)}
 
 
-def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_id: str, progress: bool):
+def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_id: str, progress: bool,
+             *, phase1_dir: Path | None = None):
+    """Train and evaluate one cell: (row, history rows, routing rows, checkpoint). With `phase1_dir`,
+    a routed curriculum cell continues from `phase1_dir/<phase1 key>.pt` when another cell (another
+    lambda target) already wrote it, and writes it otherwise (suite/run/phase1.py)."""
+    from suite.run.phase1 import cell_phase1_key
+
     task = cell.build_task()
     protocol = cell.build_protocol()
     cfg = cell.model_config()
     key = cell.config_hash(profile.test_sequences)
+    p1_key = cell_phase1_key(cell, device)
+    p1_path = Path(phase1_dir) / f"{p1_key}.pt" if phase1_dir is not None and p1_key is not None else None
     trainer = Trainer(task, cell.model, lambda_target=cell.lambda_target, seed=cell.seed, protocol=protocol,
-                      model_config=cfg, device=device, progress=progress, desc=f"  {cell.model} d={cell.distance} ")
+                      model_config=cfg, device=device, progress=progress, desc=f"  {cell.model} d={cell.distance} ",
+                      phase1_checkpoint=p1_path)
     result = trainer.run()
     bs = protocol.batch_size(task.seq_len)
     test_set = [b.to(device) for b in task.fixed_set("test", cell.seed, profile.test_sequences, bs)]
-    acc, per_layer = evaluate(result.model, test_set)
-    if result.usage_model is not None:  # routed, phase 1 never solved: usage of the last epoch
-        _, per_layer = evaluate(result.usage_model, test_set)
+    with precision(protocol.precision, device):
+        acc, per_layer = evaluate(result.model, test_set)
+        if result.usage_model is not None:  # routed, phase 1 never solved: usage of the last epoch
+            _, per_layer = evaluate(result.usage_model, test_set)
     total = sum(int(b.mask.sum()) for b in test_set)  # scored targets only (!= IGNORE)
     correct = int(round(acc * total))
     low, high = wilson(correct, total)
@@ -179,6 +212,7 @@ def run_cell(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
         "val_accuracy": result.accuracy, "val_usage": result.usage,
         "epochs_phase1": result.epochs_phase1, "epochs_phase2": result.epochs_phase2,
         "phase2_ran": result.phase2_ran, "seconds": round(result.seconds, 2), **compute,
+        "phase1_reused": result.phase1_reused, "phase1_key": p1_key,
     }
     history = [{"run_id": run_id, "config_hash": key, "task": cell.task, "distance": cell.distance,
                 "model": cell.model, "lambda_target": cell.lambda_target, "seed": cell.seed,
@@ -256,8 +290,11 @@ def print_summary(runs, claims, out=None) -> None:
 
 
 def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, device: torch.device,
-              dry_run: bool = False, fresh: bool = False, progress: bool = True) -> int:
+              dry_run: bool = False, fresh: bool = False, progress: bool = True,
+              executor: Executor | None = None) -> int:
+    """`executor`: where the cells train (default: local, one after another in this process)."""
     results_dir = Path(results_dir)
+    executor = executor or make_executor(ExecutorSpec(), device)
     if not dry_run:
         check_results_dir(results_dir)
     elif results_dir.exists() and not results_dir.is_dir():
@@ -281,8 +318,9 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
     gate_routers(profile, device)
     env = environment(device)
     done = store.finished_cells() if store else set()
-    bounds = estimate(profile, device, done)
-    plan = plan_text(profile, device, bounds, done)
+    with executor.measuring():
+        bounds = estimate(profile, device, done)
+    plan = plan_text(profile, device, bounds, done, executor)
     print(plan, flush=True)
     if dry_run:
         print("\n--dry-run: nothing trained, nothing written.")
@@ -301,40 +339,89 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
     if results_dir != DEFAULT_RESULTS:
         hint += f" --results-dir {shlex.quote(str(results_dir))}"
     with store.lock():
-        return _run(store, profile, device, env, progress, hint)
+        return _run(store, profile, device, env, progress, hint, executor)
 
 
-def train_cells(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool) -> None:
-    """Train every cell of the profile not stored yet, storing each as it finishes (a failed one as
-    a failed row); Ctrl-C propagates with everything finished kept."""
+def cell_job(cell: Cell, profile: Profile, device: torch.device, env: dict, run_id: str, progress: bool,
+             **cell_kwargs):
+    """One cell as an executor's job, wherever it runs: the row names the machine and thread count
+    of the worker that trained it (a Ray cluster's other node, a worker at K threads)."""
+    env = {**env, "device_name": device_name(device), "torch_threads": torch.get_num_threads()}
+    return run_cell(cell, profile, device, env, run_id, progress, **cell_kwargs)
+
+
+PHASE1_DIR = "phase1"
+
+
+def phase1_order(cells: list, device) -> list:
+    """Cells in profile order, except that the second (third, ...) cell of a phase-1 key comes after
+    every first one: by then its phase 1 is usually on disk."""
+    rank, seen = [], {}
+    for c in cells:
+        key = cell_phase1_key(c, device)
+        n = seen.get(key, 0) if key is not None else 0
+        if key is not None:
+            seen[key] = n + 1
+        rank.append(n)
+    return [c for _, c in sorted(zip(rank, cells), key=lambda x: x[0])]
+
+
+def train_cells(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool,
+                executor: Executor | None = None, cell_kwargs: dict | None = None) -> None:
+    """Train every cell of the profile not stored yet on `executor` (default: local, one after another
+    here), storing each as it finishes, in the order they finish; this process alone writes the store.
+    A cell whose job fails (any exception, a worker that dies) is stored as a failed row and the run
+    goes on; Ctrl-C stops the workers and propagates with everything finished kept.
+    `cell_kwargs`: extra keyword arguments of run_cell, passed through to every cell; by default
+    routed curriculum cells share phase 1 through checkpoints in <run>/phase1/ (same result, less work).
+    Cells that would read another cell's phase 1 are queued after the first cell of every key, so
+    parallel workers rarely train the same phase 1 twice (if they do, both write the same file)."""
     run_id = store.path.name
     store.drop_orphan_history()
     done = store.finished_cells()
     start = time.perf_counter()
     already = store.manifest().get("wall_seconds", 0.0)
-    todo = [c for c in profile.cells if c.config_hash(profile.test_sequences) not in done]
+    todo = phase1_order([c for c in profile.cells if c.config_hash(profile.test_sequences) not in done], device)
+    cell_kwargs = {"phase1_dir": store.path / PHASE1_DIR, **(cell_kwargs or {})}
+    if executor is None:
+        executor = make_executor(ExecutorSpec(), device)
+    # a cell's own progress bar only where it runs in this process; elsewhere the bars would interleave
+    inner = progress and not executor.remote
+    jobs = [Job(c.config_hash(profile.test_sequences), c.describe(), cell_job,
+                (c, profile, device, env, run_id, inner), dict(cell_kwargs or {})) for c in todo]
+    cells = {c.config_hash(profile.test_sequences): c for c in todo}
     with tqdm(total=len(profile.cells), initial=len(profile.cells) - len(todo), desc="cells",
               disable=not progress, unit="cell", dynamic_ncols=True) as bar:
-        for cell in todo:
-            bar.set_postfix_str(cell.describe())
-            try:
-                row, history, routing, checkpoint = run_cell(cell, profile, device, env, run_id, progress)
-                line = f"accuracy {row['accuracy']:.4f} usage {row['usage']:.4f} ({row['seconds'] / 60:.1f} min)"
-            except NonFiniteLoss as e:
-                row, history, routing, checkpoint = failed_row(cell, profile, env, run_id, e), [], None, None
-                line = f"FAILED: {e}"
-            store.append_cell(row, history, routing, checkpoint)
-            tqdm.write(f"  done: {cell.describe()}: {line}")
-            bar.update(1)
-            store.update_manifest(wall_seconds=already + time.perf_counter() - start)
+        def running(labels: list[str]) -> None:
+            bar.set_postfix_str(labels[0] if len(labels) == 1 else f"{len(labels)} running: " + "; ".join(labels))
+
+        with contextlib.closing(executor.run(jobs, running)) as outcomes:
+            for out in outcomes:
+                cell = cells[out.job.key]
+                if out.failure is None:
+                    row, history, routing, checkpoint = out.value
+                    line = f"accuracy {row['accuracy']:.4f} usage {row['usage']:.4f} ({row['seconds'] / 60:.1f} min)"
+                else:
+                    f = out.failure
+                    # a non-finite loss is the suite's own, already specific error: stored as it always was
+                    error = f.message if f.type == NonFiniteLoss.__name__ else f.line
+                    if f.type != NonFiniteLoss.__name__ and f.detail:
+                        tqdm.write(f"  {cell.describe()} failed:\n{f.detail.rstrip()}", file=sys.stderr)
+                    row, history, routing, checkpoint = failed_row(cell, profile, env, run_id, JobFailed(error)), [], None, None
+                    line = f"FAILED: {error}"
+                store.append_cell(row, history, routing, checkpoint)
+                tqdm.write(f"  done: {cell.describe()}: {line}")
+                bar.update(1)
+                store.update_manifest(wall_seconds=already + time.perf_counter() - start)
 
 
-def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool, hint: str) -> int:
+def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool, hint: str,
+         executor: Executor | None = None) -> int:
     """Train the cells not stored yet, then check claims, draw figures and write the report; only
     then is the run complete (an interruption before that is finished by a re-run, untrained)."""
     print(f"\nRun {store.path.name}: {store.path}")
     try:
-        train_cells(store, profile, device, env, progress)
+        train_cells(store, profile, device, env, progress, executor)
         status = {"status": "complete", "finished": utc_now()}
         runs, claims = _write_report(store, status=status)
     except KeyboardInterrupt:

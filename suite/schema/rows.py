@@ -45,6 +45,7 @@ class RunRow(BaseModel):
     router: str | None = None             # routed: built-in name or 'package.module:Class'
     router_kwargs: str | None = None      # JSON
     router_source_hash: str | None = None # a plugin's source file, hashed (also in config_hash)
+    precision: str | None = None          # the protocol's numerics (float32 = TF32 off, as the original)
     d_model: int
     n_layers: int
     n_heads: int
@@ -66,7 +67,10 @@ class RunRow(BaseModel):
     epochs_phase1: float | None = None
     epochs_phase2: float | None = None
     phase2_ran: bool | None = None
-    seconds: float | None = None
+    seconds: float | None = None          # this run's own wall time (a reused phase 1 not included)
+    # phase 1 shared across lambda targets (suite/run/phase1.py); empty in rows written before it
+    phase1_reused: bool | None = None     # phase 1 read from another cell's checkpoint, not trained here
+    phase1_key: str | None = None         # routed curriculum cells: the phase-1 identity hash
     # compute readings (suite.compute.readings)
     macs_forward_executed: float | None = None
     macs_forward_dense_original: float | None = None
