@@ -5,7 +5,10 @@ import torch
 
 from baselines import ModelConfig
 from suite.compute.readings import train_step_flops
-from suite.compute.throughput import float32_matmul, matmul_peak, median_seconds, step_reading
+from suite.compute.throughput import matmul_peak, median_seconds, step_reading
+from suite.run.devices import precision
+from suite.errors import ConfigError
+from suite.run.trainer import Trainer
 from tasks import make_task
 
 TINY = ModelConfig(d_model=16, n_layers=1, n_heads=2, kernel_size=4)
@@ -39,11 +42,36 @@ def test_step_reading_counts_the_trainers_step(model):
     assert (r.seq_len, r.batch) == (16, 32)
 
 
-def test_float32_matmul_restores_the_flags():
-    before = torch.backends.cuda.matmul.allow_tf32
-    with float32_matmul():
-        assert torch.backends.cuda.matmul.allow_tf32 is False
-    assert torch.backends.cuda.matmul.allow_tf32 == before
+def test_precision_sets_and_restores_the_numerics():
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with precision("float32", "cpu"):
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, False)
+    with precision("tf32", "cpu"):
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+    with precision("bf16", "cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+    assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    with pytest.raises(ConfigError, match="precision: unknown 'fp8'"):
+        with precision("fp8", "cpu"):
+            pass
+
+
+def test_the_default_precision_leaves_every_protocol_hash_unchanged():
+    from suite.run.protocol import PROTOCOLS
+    assert "precision" not in PROTOCOLS["faithful"].to_dict()
+    assert PROTOCOLS["faithful"].digest() == "84f42e4d5be4"  # the headline run's rows carry this hash
+    assert PROTOCOLS["faithful-tf32"].to_dict()["precision"] == "tf32"
+    assert PROTOCOLS["faithful-tf32"].digest() != PROTOCOLS["faithful"].digest()
+
+
+def test_a_bf16_protocol_trains_on_the_cpu():
+    from suite.run.protocol import PROTOCOLS
+    import dataclasses
+    p = dataclasses.replace(PROTOCOLS["faithful-bf16"], steps_per_epoch=2, eval_batches=1, baseline_max_epochs=1)
+    tr = Trainer(make_task("assoc_recall", distance=14), "attn", protocol=p, model_config=TINY, progress=False)
+    res = tr.run()
+    assert 0.0 <= res.accuracy <= 1.0 and tr.history[0].train_loss > 0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -51,3 +79,11 @@ def test_gpu_step_table_covers_every_model_and_length():
     from suite.commands.gpucheck import step_table
     t = step_table(torch.device("cuda"), lengths=(128,), repeats=2)
     assert set(t["model"]) == {"attn", "conv", "routed"} and (t["fraction_of_peak"] > 0).all()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_gpucheck_without_a_gpu_is_one_line_and_exit_2(capsys):
+    from suite.cli import main
+    assert main(["gpucheck"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: device: gpucheck measures a GPU")

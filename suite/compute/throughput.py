@@ -5,30 +5,18 @@ monotonic clock. FLOPs are always counted on the CPU (FlopCounterMode), so the c
 depend on the device's kernels."""
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
 from dataclasses import dataclass
 
 import torch
 
+from suite.run.devices import precision
 from suite.run.trainer import Trainer
 
 #: square sgemm sizes tried for the peak (the best of them is the peak)
 PEAK_SIZES_CPU = (512, 1024, 2048)
 PEAK_SIZES_CUDA = (4096, 8192)
-
-
-@contextlib.contextmanager
-def float32_matmul():
-    """Plain float32 matmuls on CUDA (TF32 off), as the faithful protocol runs; restored after."""
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 def median_seconds(fn, device: torch.device, repeats: int = 5, warmup: int = 1) -> float:
@@ -59,7 +47,7 @@ def matmul_peak(device: torch.device, sizes=None, repeats: int = 5) -> float:
     device = torch.device(device)
     sizes = sizes or (PEAK_SIZES_CUDA if device.type == "cuda" else PEAK_SIZES_CPU)
     best = 0.0
-    with float32_matmul():
+    with precision("float32", device):
         for n in sizes:
             a = torch.randn(n, n, device=device)
             b = torch.randn(n, n, device=device)
@@ -101,6 +89,5 @@ def step_reading(task, model_name: str, device, peak: float, repeats: int = 5, *
     tr.model.train()
     bs = tr.protocol.batch_size(task.seq_len)
     flops = train_step_flops(model_name, tr.model.config, task, bs, lam)
-    with float32_matmul():
-        seconds = median_seconds(lambda: tr.step(lam), device, repeats=repeats, warmup=2)
+    seconds = median_seconds(lambda: tr.step(lam), device, repeats=repeats, warmup=2)  # in the protocol's precision
     return StepReading(model_name, task.seq_len, bs, int(flops), seconds, peak)

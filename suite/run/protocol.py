@@ -48,6 +48,9 @@ class Protocol:
     # a profile's budget cut: at most this many epochs for a baseline or routed phase 1
     # (never phase 2, whose length sets the lambda ramp); None = no cap. Rows record it.
     epoch_cap: EpochCap | None = None
+    # numerics (suite/run/devices.py): float32 with TF32 off, as the original ran; anything else is
+    # an explicit protocol of its own, so it shows in the protocol's name, hash and every row
+    precision: Literal["float32", "tf32", "bf16"] = "float32"
 
     def batch_size(self, seq_len: int) -> int:
         for max_t, bs in self.batch_sizes:
@@ -66,7 +69,12 @@ class Protocol:
         return epochs if self.epoch_cap is None else min(epochs, self.epoch_cap)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The protocol as data; the default precision is left out, so protocols (and every cell
+        hash) from before the field existed are unchanged."""
+        out = dataclasses.asdict(self)
+        if out["precision"] == "float32":
+            del out["precision"]
+        return out
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
@@ -92,6 +100,9 @@ PROTOCOLS: dict[str, Protocol] = {
                                  baseline_max_epochs=2, phase1_max_epochs=2, phase2_epochs=2),
 }
 PROTOCOLS["smoke-constant"] = dataclasses.replace(PROTOCOLS["smoke"], name="smoke-constant", schedule="constant")
+# the faithful rules in faster numerics on a GPU: explicit, never the default, never a published claim's
+PROTOCOLS["faithful-tf32"] = dataclasses.replace(FAITHFUL, name="faithful-tf32", precision="tf32")
+PROTOCOLS["faithful-bf16"] = dataclasses.replace(FAITHFUL, name="faithful-bf16", precision="bf16")
 
 
 def get_protocol(name) -> Protocol:
