@@ -282,3 +282,33 @@ def test_the_parallel_estimate_takes_the_first_free_worker():
     assert parallel_estimate([30, 10, 10, 10], 2) == 30
     assert parallel_estimate([5, 5, 5], 1) == 15
     assert parallel_estimate([], 4) == 0
+
+
+def smoke_tables(run: Path) -> dict:
+    """The smoke run's stored tables without timing and provenance."""
+    runs = read_runs(run / "runs.csv")
+    runs = runs.drop(columns=[c for c in runs.columns if c in VOLATILE or c.startswith("latency_")])
+    out = {"runs": runs.sort_values("config_hash").reset_index(drop=True)}
+    for name in ("history", "routing"):
+        df = pd.read_csv(run / f"{name}.csv", dtype={"config_hash": str})
+        df = df.drop(columns=[c for c in ("seconds", "run_id") if c in df.columns])
+        out[name] = df.sort_values(list(df.columns)).reset_index(drop=True)
+    return out
+
+
+@pytest.mark.parametrize("executor", ["processes", "ray"])
+def test_the_smoke_profile_gives_the_same_rows_under_every_executor(tmp_path, executor):
+    """The shipped smoke profile (the original router with its Gumbel noise, copy, induction heads,
+    the constant schedule): rows, history and routing equal the local executor's, exactly."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+    runs = {}
+    for name, options in (("local", ["--threads-per-worker", "1"]),
+                          (executor, ["--executor", executor, "--workers", "2", "--threads-per-worker", "1"])):
+        where = tmp_path / name
+        assert main(["reproduce", "--profile", "smoke", "--results-dir", str(where / "results"), "--quiet",
+                     *options]) == 0
+        runs[name] = smoke_tables(the_run(where))
+    assert len(runs["local"]["runs"]) == 6
+    for table, df in runs["local"].items():
+        pd.testing.assert_frame_equal(runs[executor][table], df, check_exact=True, obj=table)
