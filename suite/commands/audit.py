@@ -594,7 +594,7 @@ def audit(profile_name: str, results_dir: Path, resume: str | None, device: torc
           fresh: bool = False, progress: bool = True, executor=None) -> int:
     results_dir = Path(results_dir)
     rc = reproduce(profile_name, results_dir, resume, device, dry_run=dry_run, fresh=fresh, progress=progress,
-                   executor=executor)
+                   executor=executor, command="audit")
     if rc != 0 or dry_run:
         return rc
     store = RunStore.find(results_dir, resume) if resume else newest_run(results_dir, load_profile(profile_name).name)

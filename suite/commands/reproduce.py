@@ -291,8 +291,9 @@ def print_summary(runs, claims, out=None) -> None:
 
 def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, device: torch.device,
               dry_run: bool = False, fresh: bool = False, progress: bool = True,
-              executor: Executor | None = None) -> int:
-    """`executor`: where the cells train (default: local, one after another in this process)."""
+              executor: Executor | None = None, command: str = "reproduce") -> int:
+    """`executor`: where the cells train (default: local, one after another in this process);
+    `command`: the suite command the resume hint names (audit runs resume through `audit`)."""
     results_dir = Path(results_dir)
     executor = executor or make_executor(ExecutorSpec(), device)
     if not dry_run:
@@ -335,7 +336,7 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
             "protocols": {c.protocol: c.build_protocol().to_dict() for c in profile.cells},
             "environment": env, "plan": plan, "command": " ".join(sys.argv),
         })
-    hint = f"python -m suite reproduce --resume {store.path.name}"
+    hint = f"python -m suite {command} --resume {store.path.name}"
     if results_dir != DEFAULT_RESULTS:
         hint += f" --results-dir {shlex.quote(str(results_dir))}"
     with store.lock():
