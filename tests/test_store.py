@@ -243,3 +243,12 @@ def test_all_digit_hashes_stay_strings(tmp_path):
     assert read_runs(s.path / "runs.csv")["config_hash"].iloc[0] == "0123456789012345"
     with pytest.raises(RuntimeError, match="already stored"):
         s.append_cell(row("0123456789012345"), [])
+
+
+def test_a_superseded_run_is_never_resumed_implicitly(tmp_path):
+    from suite.run.store import SUPERSEDED
+    old = RunStore.create(tmp_path, "p", {"profile": {"name": "p"}, "status": "running"})
+    assert RunStore.unfinished(tmp_path, "p").path == old.path
+    old.update_manifest(status=SUPERSEDED)
+    assert RunStore.unfinished(tmp_path, "p") is None
+    assert RunStore.of_profile(tmp_path, "p", complete=True) == []

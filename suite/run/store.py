@@ -25,6 +25,8 @@ from suite.schema.rows import read_runs, validate_row
 
 RUNS, HISTORY, MANIFEST, CLAIMS, REPORT = "runs.csv", "history.csv", "manifest.json", "claims.csv", "REPORT.md"
 ROUTING = "routing.csv"
+#: manifest status of a run stopped for good and kept only as evidence: never resumed implicitly
+SUPERSEDED = "superseded"
 #: trained weights of routed cells (profiles with save_models), one file per config_hash
 MODELS = "models"
 #: per-cell tables written beside runs.csv, keyed by config_hash
@@ -175,7 +177,8 @@ class RunStore:
 
     @classmethod
     def of_profile(cls, results_dir: Path, profile_name: str, complete: bool) -> "list[RunStore]":
-        """Runs of this profile and suite version, newest first, that did (or did not) complete."""
+        """Runs of this profile and suite version, newest first, that did (or did not) complete;
+        a run marked superseded (kept as evidence, never to be resumed) is neither."""
         vdir = cls.version_dir(results_dir)
         if not vdir.is_dir():
             return []
@@ -185,7 +188,7 @@ class RunStore:
                 continue
             data = _manifest_or_none(p / MANIFEST)
             if data and (data.get("profile") or {}).get("name") == profile_name \
-                    and (data.get("status") == "complete") == complete:
+                    and data.get("status") != SUPERSEDED and (data.get("status") == "complete") == complete:
                 out.append(cls.open(p))
         return out
 
