@@ -312,3 +312,25 @@ def test_the_smoke_profile_gives_the_same_rows_under_every_executor(tmp_path, ex
     assert len(runs["local"]["runs"]) == 6
     for table, df in runs["local"].items():
         pd.testing.assert_frame_equal(runs[executor][table], df, check_exact=True, obj=table)
+
+
+def test_the_memory_check_counts_the_cells_that_share_the_device(tmp_path, monkeypatch, capsys):
+    """Two workers on one machine each hold a cell: the profile must fit twice."""
+    import suite.run.memory as memory
+    from suite.commands.reproduce import check_profile_fits
+    from suite.run.profiles import load_profile
+    smoke = load_profile("smoke")
+    need = max(memory.training_bytes(c.model, c.model_config(), c.build_task().seq_len,
+                                     c.build_protocol().batch_size(c.build_task().seq_len), smoke.test_sequences)
+               for c in smoke.cells)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: int(need * 1.5))
+    check_profile_fits(smoke, "cpu", 1)
+    from suite.errors import ConfigError
+    with pytest.raises(ConfigError, match="x 2 cells at once"):
+        check_profile_fits(smoke, "cpu", 2)
+    monkeypatch.setattr("suite.run.memory.available_bytes", lambda device: int(need * 1.5))
+    assert main(["reproduce", "--profile", "smoke", "--results-dir", str(tmp_path / "r"), "--quiet",
+                 "--executor", "processes", "--workers", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "x 2 cells at once on cpu" in err[0]
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("runs.csv"))

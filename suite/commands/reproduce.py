@@ -37,8 +37,9 @@ def default_profile(device: torch.device) -> str:
     return "paper" if device.type == "cuda" else "cpu"
 
 
-def check_profile_fits(profile: Profile, device: torch.device) -> None:
-    """The memory estimate of the profile's largest cell, checked before any cell is built."""
+def check_profile_fits(profile: Profile, device: torch.device, concurrent: int = 1) -> None:
+    """The memory estimate of the profile's largest cell, times the cells that share the device at
+    once under the executor, checked before any cell is built."""
     need, worst = 0, None
     for cell in profile.cells:
         task = cell.build_task()
@@ -47,7 +48,10 @@ def check_profile_fits(profile: Profile, device: torch.device) -> None:
         if n > need:
             need, worst = n, cell
     if worst is not None:
-        check_fits(f"profile {profile.name} cell {worst.describe()}", need, device)
+        what = f"profile {profile.name} cell {worst.describe()}"
+        if concurrent > 1:
+            what += f" x {concurrent} cells at once on {device}"
+        check_fits(what, need * concurrent, device)
 
 
 def gate_routers(profile: Profile, device: torch.device) -> None:
@@ -315,7 +319,7 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
                 print(f"Resuming the unfinished run {store.path.name} of profile {profile.name} "
                       f"(use --fresh for a new run)")
                 profile = parse_profile(store.manifest()["profile_data"], profile.source)
-    check_profile_fits(profile, device)
+    check_profile_fits(profile, device, executor.cells_per_device())
     gate_routers(profile, device)
     env = environment(device)
     done = store.finished_cells() if store else set()

@@ -203,6 +203,10 @@ class Executor:
         """How many jobs run at the same time."""
         return 1
 
+    def cells_per_device(self) -> int:
+        """How many cells hold memory on one device at the same time (the memory check multiplies)."""
+        return self.slots()
+
     def contention(self) -> float:
         """Over-subscription of this machine's cores by the workers' threads (1: none, or unknown)."""
         if self.device.type != "cpu" or not self.threads:
@@ -438,6 +442,13 @@ class RayExecutor(Executor):
         else:
             self.workers = spec.workers
             self._connect()
+
+    def cells_per_device(self) -> int:
+        """On CUDA a device holds as many cells as its share allows (4 at 0.25); on the CPU all of
+        this machine's cells share its memory (on a cluster, each machine holds at most its share)."""
+        if self.gpus:
+            return max(1, int(1 / self.gpus + 1e-9))
+        return self.slots() if self.address is None else 1
 
     def _connect(self) -> None:
         if self.address != "auto":
