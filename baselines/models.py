@@ -86,7 +86,8 @@ class RoutedMixer(nn.Module):
             which = torch.repeat_interleave(torch.arange(seqs.numel(), device=x.device), counts)
             qpos = torch.full((seqs.numel(), int(counts.max())), -1, dtype=torch.long, device=x.device)
             qpos[which, slot] = out_pos[attn_p]
-            out = self.attn(x[seqs], qpos=qpos)
+            # every sequence has a routed row (the usual case in a batch): no copy of the states
+            out = self.attn(x if seqs.numel() == B else x[seqs], qpos=qpos)
             y[attn_b, attn_p] = out[which, slot]
         return y
 
