@@ -334,3 +334,26 @@ def test_the_memory_check_counts_the_cells_that_share_the_device(tmp_path, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "x 2 cells at once on cpu" in err[0]
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("runs.csv"))
+
+
+def test_a_pool_that_breaks_before_its_futures_say_so_is_rebuilt(monkeypatch):
+    """A worker can die between two submissions: the pool then refuses the next job at once. The job
+    goes back to the queue, the pool is rebuilt, and every job still finishes exactly once."""
+    import concurrent.futures as cf
+    import math
+
+    import suite.run.executor as ex
+    real, refused = ex._Pool.submit, []
+
+    def submit(self, job, threads):
+        if not refused:
+            refused.append(job.key)
+            raise cf.process.BrokenProcessPool("a worker died")
+        return real(self, job, threads)
+    monkeypatch.setattr(ex._Pool, "submit", submit)
+    jobs = [ex.Job(k, f"job {k}", math.sqrt, (float(k * k),)) for k in range(3)]
+    executor = ex.make_executor(ex.ExecutorSpec(kind="processes", workers=2, threads=1), "cpu")
+    with executor:
+        outcomes = list(executor.run(jobs))
+    assert refused == [0]
+    assert sorted((o.job.key, o.value, o.failure) for o in outcomes) == [(0, 0.0, None), (1, 1.0, None), (2, 2.0, None)]

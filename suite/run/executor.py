@@ -335,6 +335,17 @@ class ProcessExecutor(Executor):
         return (f"processes: {procs} (spawned) x "
                 f"{_plural(self.threads, 'torch thread')} each; the driver alone writes the store")
 
+    def _submit(self, pool, queue, inflight) -> bool:
+        """Submit the next job of `queue`; if the pool has just broken (a worker died and the pool
+        knows before the futures do), put the job back and say so."""
+        job = queue.popleft()
+        try:
+            inflight[pool.submit(job, self.threads)] = job
+        except cf.process.BrokenProcessPool:
+            queue.appendleft(job)
+            return False
+        return True
+
     def run(self, jobs, on_running=None):
         pending = collections.deque(jobs)
         suspects = collections.deque()   # in flight when a worker died: each runs again alone
@@ -346,14 +357,19 @@ class ProcessExecutor(Executor):
                 if pool is None:
                     solo = bool(suspects)
                     pool = _Pool(1 if solo else self.workers, self.threads)
+                refused = False  # the pool broke before its futures say so: submit raises at once
                 if solo:
                     if not inflight and suspects:
-                        job = suspects.popleft()
-                        inflight[pool.submit(job, self.threads)] = job
+                        refused = not self._submit(pool, suspects, inflight)
                 else:
                     while pending and len(inflight) < self.workers:
-                        job = pending.popleft()
-                        inflight[pool.submit(job, self.threads)] = job
+                        if not self._submit(pool, pending, inflight):
+                            refused = True
+                            break
+                if refused and not inflight:
+                    pool.shutdown(abort=True)
+                    pool = None
+                    continue
                 labels = [j.label for j in inflight.values()]
                 if on_running and labels != shown:
                     on_running(labels)
