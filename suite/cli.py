@@ -102,6 +102,17 @@ def open_executor(a, device):
 MODEL_FLAGS = ("d_model", "n_layers", "n_heads", "kernel_size")
 
 
+def add_run_options(p, resume_help: str) -> None:
+    """The options of a command that trains a profile into a run folder (reproduce, audit)."""
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--resume", default=None, type=RUN_ID, metavar="RUN_ID", help=resume_help)
+    p.add_argument("--fresh", action="store_true", help="start a new run even if one of this profile is unfinished")
+    p.add_argument("--device", type=choice(DEVICES), default="auto")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(p)
+
+
 def build_parser() -> Parser:
     p = Parser(prog="python -m suite", description="Routed Attention benchmark and reproduction suite")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -133,25 +144,13 @@ def build_parser() -> Parser:
     r = sub.add_parser("reproduce", help="train a profile's grid, check every claim, write a results folder")
     r.add_argument("--profile", default=None,
                    help="smoke, cpu, paper, or a path to a .json profile (default: paper on a GPU, cpu otherwise)")
-    r.add_argument("--results-dir", default="results")
-    r.add_argument("--resume", default=None, type=RUN_ID, metavar="RUN_ID", help="continue an interrupted run")
-    r.add_argument("--fresh", action="store_true", help="start a new run even if one of this profile is unfinished")
-    r.add_argument("--device", type=choice(DEVICES), default="auto")
-    r.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_executor_options(r)
+    add_run_options(r, "continue an interrupted run")
 
     au = sub.add_parser("audit", help="train the audit profile, swap every kept model's decisions, answer the "
                                        "original's questionable points in AUDIT.md")
     au.add_argument("--profile", default=None,
                     help="the audit profile (default: audit; with --resume, the run's own), or a path to a .json profile")
-    au.add_argument("--results-dir", default="results")
-    au.add_argument("--resume", default=None, type=RUN_ID, metavar="RUN_ID", help="continue an interrupted audit run")
-    au.add_argument("--fresh", action="store_true", help="start a new run even if one of this profile is unfinished")
-    au.add_argument("--device", type=choice(DEVICES), default="auto")
-    au.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
-    au.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_executor_options(au)
+    add_run_options(au, "continue an interrupted audit run")
 
     g = sub.add_parser("regress", help="a candidate router against the original router and the baselines, "
                                        "with a verdict and an exit code (0 not worse, 1 worse, 2 usage error)")
