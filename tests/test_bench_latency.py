@@ -2,6 +2,10 @@
 (both branches dense) and Routed sparse at several usages, T in {128, 512, 2048, 4096}, batch 1
 and 24. Skipped in the normal run; `nox -s bench` runs them and writes
 results/<version>/bench/latency.csv (median time, MACs, predicted and achieved speed-up).
+
+A batch runs "whole" (one call) and, where it differs on the CPU, "sliced" (whole sequences in
+slices that stay in cache, suite.compute.throughput.sliced_forward). Speed-ups compare models
+under the same batching, so neither side gets a treatment the other lacks.
 """
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from suite import __version__
 from suite.run.devices import resolve_device
 from suite.compute.cli import last_positions
 from suite.compute.formulas import model_macs
+from suite.compute.throughput import slice_size, sliced_forward
 from suite.run.store import write_csv
 
 CFG = ModelConfig()
@@ -47,9 +52,9 @@ def write_rows():
     yield
     if ROWS:
         df = pd.DataFrame(ROWS)
-        ref = df[df.model == "attn"][["seq_len", "batch", "macs", "median_ms"]]
-        df = df.merge(ref, on=["seq_len", "batch"], how="left", suffixes=("", "_attn"))
-        # speed-ups against AttnOnly at the same length and batch (NaN where it was not run)
+        ref = df[df.model == "attn"][["seq_len", "batch", "batching", "macs", "median_ms"]]
+        df = df.merge(ref, on=["seq_len", "batch", "batching"], how="left", suffixes=("", "_attn"))
+        # speed-ups against AttnOnly at the same length, batch and batching (NaN where not run)
         df["predicted_speedup"] = df["macs_attn"] / df["macs"]
         df["measured_speedup"] = df["median_ms_attn"] / df["median_ms"]
         df["achieved_fraction"] = df["measured_speedup"] / df["predicted_speedup"]
@@ -57,25 +62,29 @@ def write_rows():
         write_csv(OUT, df)
 
 
+@pytest.mark.parametrize("batching", ["whole", "sliced"])
 @pytest.mark.parametrize("batch", [1, 24])
 @pytest.mark.parametrize("seq_len", [128, 512, 2048, 4096])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(str(x) for x in c if x))
-def test_inference_latency(benchmark, case, seq_len, batch):
+def test_inference_latency(benchmark, case, seq_len, batch, batching):
+    if batching == "sliced" and slice_size(batch, seq_len, DEVICE) == batch:
+        pytest.skip("one slice is the whole batch here")
     model, execution, usage = case
     m, macs = build(model, execution, usage, seq_len)
     ids = torch.randint(0, 256, (batch, seq_len), device=DEVICE)
+    forward = m if batching == "whole" else (lambda x: sliced_forward(m, x, DEVICE))
     if DEVICE.type == "cuda":
         def run():
-            m(ids)
+            forward(ids)
             torch.cuda.synchronize()
     else:
         def run():
-            m(ids)
+            forward(ids)
     with torch.no_grad():
         benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
     benchmark.extra_info.update(model=model, execution=execution, usage=usage, seq_len=seq_len, batch=batch,
-                                macs=macs * batch)
+                                batching=batching, macs=macs * batch)
     u = None if usage is None else (1.0 / seq_len if USAGES[usage] is None else USAGES[usage])
     ROWS.append({"model": model, "execution": execution, "case": usage or execution, "usage": u,
-                 "seq_len": seq_len, "batch": batch,
+                 "seq_len": seq_len, "batch": batch, "batching": batching,
                  "device": str(DEVICE), "median_ms": benchmark.stats.stats.median * 1e3, "macs": macs * batch})

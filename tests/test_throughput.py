@@ -5,7 +5,8 @@ import torch
 
 from baselines import ModelConfig
 from suite.compute.readings import train_step_flops
-from suite.compute.throughput import matmul_peak, median_seconds, step_reading
+from baselines import build_model
+from suite.compute.throughput import matmul_peak, median_seconds, slice_size, sliced_forward, step_reading
 from suite.run.devices import precision
 from suite.errors import ConfigError
 from suite.run.trainer import Trainer
@@ -87,3 +88,34 @@ def test_gpucheck_without_a_gpu_is_one_line_and_exit_2(capsys):
     assert main(["gpucheck"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: device: gpucheck measures a GPU")
+
+
+@pytest.mark.parametrize("batch,seq_len,max_tokens,expected", [
+    (24, 4096, 4096, 1), (24, 2048, 4096, 2), (24, 128, 4096, 24), (5, 8192, 4096, 1),
+    (24, 100, 1000, 10), (24, 4096, None, 24)])
+def test_slices_hold_whole_sequences_within_the_token_budget(batch, seq_len, max_tokens, expected):
+    assert slice_size(batch, seq_len, "cpu", max_tokens) == expected
+
+
+def test_slices_are_the_whole_batch_on_cuda():
+    assert slice_size(24, 4096, "cuda", 4096) == 24
+
+
+@pytest.mark.parametrize("bad", [0, -5])
+def test_a_token_budget_below_one_is_refused(bad):
+    with pytest.raises(ValueError, match="max_tokens"):
+        slice_size(4, 16, "cpu", bad)
+
+
+def test_sliced_inference_is_the_same_function_as_one_batch():
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2, kernel_size=4)
+    m = build_model("routed", cfg).eval().set_execution("sparse")
+    ids = torch.randint(0, 256, (7, 24))
+    with torch.no_grad():
+        whole = m(ids)
+        parts = sliced_forward(m, ids, "cpu", max_tokens=48)
+    assert [p.logits.shape[0] for p in parts] == [2, 2, 2, 1]
+    assert torch.allclose(torch.cat([p.logits for p in parts]), whole.logits, atol=1e-5)
+    for layer, gate in enumerate(whole.gates):
+        assert torch.equal(torch.cat([p.gates[layer] for p in parts]), gate)

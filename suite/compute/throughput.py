@@ -42,6 +42,30 @@ def median_seconds(fn, device: torch.device, repeats: int = 5, warmup: int = 1) 
     return statistics.median(times)
 
 
+#: inference on the CPU runs whole sequences in slices of at most this many tokens, so that one
+#: slice's activations (about 16 KB a token at d = 128, with the FFN's 4d hidden) stay in cache.
+#: Measured at T = 4096, batch 24, 1 thread: one batch 9.2 s, slices of one sequence 5.4 s for
+#: sparse Routed; 16.8 s against 14.5 s for AttnOnly. On CUDA the whole batch is one launch.
+SLICE_TOKENS_CPU = 4096
+
+
+def slice_size(batch: int, seq_len: int, device, max_tokens: int | None = SLICE_TOKENS_CPU) -> int:
+    """Sequences per slice: the whole batch on CUDA or without a budget, else as many whole
+    sequences as fit in `max_tokens` (at least one)."""
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens: must be at least 1 or None, got {max_tokens}")
+    if torch.device(device).type == "cuda" or max_tokens is None:
+        return batch
+    return max(1, min(batch, max_tokens // seq_len))
+
+
+def sliced_forward(model, ids: torch.Tensor, device, max_tokens: int | None = SLICE_TOKENS_CPU) -> list:
+    """The model's outputs on `ids`, slice by slice (sequences are independent in evaluation,
+    so this is the same function as one call on the batch)."""
+    step = slice_size(ids.shape[0], ids.shape[1], device, max_tokens)
+    return [model(part) for part in ids.split(step)]
+
+
 def matmul_peak(device: torch.device, sizes=None, repeats: int = 5) -> float:
     """Float32 FLOP/s of the fastest square matmul among `sizes` (2 n^3 FLOPs each)."""
     device = torch.device(device)
