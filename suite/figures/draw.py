@@ -453,6 +453,8 @@ def scaling(run: Run):
     if "usage" not in lat.columns:
         lat["usage"] = np.nan
     lat = lat[(lat["seq_len"] > 0)]
+    if "batching" in lat.columns:  # one call per batch, as every run measures it
+        lat = lat[lat["batching"] == "whole"]
     keys = sorted({(m, e, None if pd.isna(u) else float(u))
                    for m, e, u in zip(lat["model"], lat["execution"], lat["usage"])},
                   key=lambda k: (str(k[0]), str(k[1]), -1.0 if k[2] is None else k[2]))
