@@ -72,7 +72,7 @@ class RoutedMixer(nn.Module):
         B, T, d = x.shape
         out_pos = torch.arange(T, device=x.device) if positions is None else positions
         use_attn = gate[:, out_pos] > 0.5                       # (B, P)
-        y = x.new_zeros(B, out_pos.numel(), d)
+        y = x.new_empty(B, out_pos.numel(), d)                  # every row is written below
         conv_b, conv_p = (~use_attn).nonzero(as_tuple=True)
         if conv_b.numel():
             mixed = self.conv(x, project=False)

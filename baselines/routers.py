@@ -51,12 +51,13 @@ def causal_ema(x: torch.Tensor, decay: float, chunk: int = 64) -> torch.Tensor:
     intra = torch.matmul(xp.transpose(2, 3), w.to(x.dtype).t()).transpose(2, 3)
     carry_in = decay ** (i + 1).to(torch.float64)                    # weight of the previous state
     carry_in = carry_in.to(x.dtype).view(1, chunk, 1)
-    state = x.new_zeros(B, d)
-    outs = []
-    for j in range(n):
-        outs.append(intra[:, j] + carry_in * state.unsqueeze(1))
-        state = outs[-1][:, -1]
-    return torch.cat(outs, dim=1)[:, :T]
+    # the state entering each chunk, by a loop over (B, d) states only; then one broadcast add
+    # (a loop of full-chunk adds and a cat cost as much as the matmul at short batches)
+    states = [x.new_zeros(B, d)]
+    for j in range(n - 1):
+        states.append(intra[:, j, -1] + carry_in[0, -1] * states[-1])
+    out = intra + carry_in * torch.stack(states, 1).unsqueeze(2)
+    return out.reshape(B, n * chunk, d)[:, :T]
 
 
 class GumbelRouter(nn.Module):

@@ -26,12 +26,18 @@ def pair(name, cfg):
 @pytest.mark.parametrize("decay", [0.9, 0.5])
 @pytest.mark.parametrize("T", [1, 63, 64, 65, 200])
 def test_causal_ema_matches_the_loop(T, decay):
-    x = torch.randn(3, T, 8, dtype=torch.float64)
+    x = torch.randn(3, T, 8, dtype=torch.float64, requires_grad=True)
     c, ref = torch.zeros(3, 8, dtype=torch.float64), []
     for t in range(T):
         c = decay * c + (1 - decay) * x[:, t]
         ref.append(c)
-    assert torch.allclose(causal_ema(x, decay), torch.stack(ref, 1), atol=1e-12)
+    ref = torch.stack(ref, 1)
+    ours = causal_ema(x, decay)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    w = torch.randn_like(ref)
+    g_ours, = torch.autograd.grad((ours * w).sum(), x)
+    g_ref, = torch.autograd.grad((ref * w).sum(), x)
+    assert torch.allclose(g_ours, g_ref, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

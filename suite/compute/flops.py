@@ -37,6 +37,7 @@ ZERO_COST_OPS = {
     "aten::unique_consecutive", "aten::cumsum", "aten::gather", "aten::clamp", "aten::index_put_",
     "aten::fill_", "aten::new_zeros", "aten::new_ones", "aten::zeros_like", "aten::full",
     "aten::expand", "aten::max", "aten::clone", "aten::scatter", "aten::topk", "aten::sort",
+    "aten::new_empty", "aten::stack",
 }
 
 
