@@ -182,8 +182,11 @@ def test_ctrl_c_under_processes_stops_every_worker_and_the_run_resumes(tmp_path,
     cmd = [sys.executable, "-m", "suite", *reproduce(tmp_path, data, "--executor", "processes", "--workers", "2",
                                                        "--threads-per-worker", "1")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS)])}
+    # the driver gets SIGINT's default disposition, as a terminal's foreground job has it, even when
+    # pytest itself runs with SIGINT ignored (under nohup or as a background job, which children inherit)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         runs_csv, deadline = None, time.time() + 240
         while time.time() < deadline and proc.poll() is None:
