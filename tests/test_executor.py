@@ -360,3 +360,29 @@ def test_a_pool_that_breaks_before_its_futures_say_so_is_rebuilt(monkeypatch):
         outcomes = list(executor.run(jobs))
     assert refused == [0]
     assert sorted((o.job.key, o.value, o.failure) for o in outcomes) == [(0, 0.0, None), (1, 1.0, None), (2, 2.0, None)]
+
+
+def test_an_abort_does_not_wait_for_a_result_a_terminated_worker_had_half_sent(tmp_path):
+    """Ctrl-C can land while a worker sends its result: the pool's reader thread then waits for the
+    rest of the message. Stopping the pool must end that wait, not hang the driver (nor its exit)."""
+    import threading
+
+    import stuck_worker
+    import suite.run.executor as ex
+
+    marker = tmp_path / "sent"
+    pool = ex._Pool(1, 1)
+    results = pool.pool._result_queue
+    pool.submit(ex.Job(0, "stuck", stuck_worker.half_sent_result, (str(marker),)), 1)
+    deadline = time.time() + 120
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the job did not start"
+    time.sleep(0.5)  # the pool's reader thread is now inside recv(), waiting for the rest
+    stopper = threading.Thread(target=pool.shutdown, kwargs={"abort": True}, daemon=True)
+    stopper.start()
+    stopper.join(60)
+    try:
+        assert not stopper.is_alive(), "the aborted pool hangs on the half-sent result"
+    finally:
+        results._writer.close()  # if it hung: unblock the reader, so this process can still exit

@@ -302,15 +302,27 @@ class _Pool:
             for p in procs:
                 if p.is_alive():
                     p.terminate()
+            self._reap(procs)
+            # a worker terminated while it sent its result leaves the pool's reader thread waiting for
+            # the rest of the message, and shutdown() (and this process's exit) waiting for that thread.
+            # With every worker gone, this process holds the last writing end: closing it ends the wait.
+            results = getattr(self.pool, "_result_queue", None)
+            writer = getattr(results, "_writer", None)
+            if writer is not None:
+                writer.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self._reap(procs)
+        # drop the pool now: its queues' semaphores are released here, not reported as leaked at exit
+        self.pool, self.procs = None, {}
+        gc.collect()
+
+    @staticmethod
+    def _reap(procs) -> None:
         for p in procs:
             p.join(5)
             if p.is_alive():
                 p.kill()
                 p.join()
-        # drop the pool now: its queues' semaphores are released here, not reported as leaked at exit
-        self.pool, self.procs = None, {}
-        gc.collect()
 
     def exit_codes(self) -> list:
         for p in self.procs.values():
