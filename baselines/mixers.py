@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .depthwise import causal_depthwise_conv1d
 
 
 class CausalConv(nn.Module):
@@ -36,8 +37,7 @@ class CausalConv(nn.Module):
                 project: bool = True) -> torch.Tensor:
         """project=False stops before the output projection (the caller projects chosen rows)."""
         v = self.v_proj(x).transpose(1, 2)                      # (B, d, T)
-        v = F.pad(v, (self.kernel_size - 1, 0))
-        y = F.conv1d(v, self.kernel(), groups=v.shape[1]).transpose(1, 2)
+        y = causal_depthwise_conv1d(v, self.kernel()).transpose(1, 2)
         if positions is not None:
             y = y[:, positions]
         return self.out(y) if project else y
