@@ -3,7 +3,9 @@
 Skipped in the normal run (addopts --benchmark-skip); `nox -s bench` runs them. Each of our steps
 also reports its step efficiency: the step's FLOPs (counted by FlopCounterMode on the CPU) over
 its median time, as a fraction of the float32 sgemm peak measured in the same run at the same
-thread count; below STEP_EFFICIENCY_GUARD the benchmark fails (a guard, not a test).
+thread count; below STEP_EFFICIENCY_GUARD the benchmark fails (a guard, not a test). Beside it,
+the fraction of that peak the step's widest matmul shape, (B T, d) @ (d, 4d), reaches by itself:
+the step's matmuls cannot beat their own shape, so it tells a slow step from skinny matmuls.
 """
 import pytest
 import torch
@@ -12,7 +14,7 @@ import torch.nn.functional as F
 from baselines import MODELS, ModelConfig, build_model
 from reference import RefLM
 from suite.compute.readings import train_step_flops
-from suite.compute.throughput import matmul_peak
+from suite.compute.throughput import matmul_peak, matmul_rate
 from suite.run.protocol import FAITHFUL
 from tasks import make_task
 
@@ -67,7 +69,11 @@ def test_training_step(benchmark, model, seq_len, impl, sgemm_peak):
     task = make_task("assoc_recall", distance=seq_len - 2)
     flops = train_step_flops(model, ModelConfig(), task, batch, 0.5 if model == "routed" else 0.0)
     fraction = flops / benchmark.stats.stats.median / sgemm_peak
-    benchmark.extra_info.update(step_flops=flops, sgemm_peak_flops=sgemm_peak, fraction_of_peak=fraction)
+    d = ModelConfig().d_model
+    shape = matmul_rate("cpu", batch * seq_len, d, 4 * d) / sgemm_peak
+    benchmark.extra_info.update(step_flops=flops, sgemm_peak_flops=sgemm_peak, fraction_of_peak=fraction,
+                                ffn_matmul_fraction_of_peak=shape)
     print(f"\n{model} T={seq_len}: {flops / 1e9:.2f} GFLOP/step, {fraction:.2f} of the sgemm peak "
-          f"({sgemm_peak / 1e9:.1f} GFLOP/s, {torch.get_num_threads()} threads)")
+          f"({sgemm_peak / 1e9:.1f} GFLOP/s, {torch.get_num_threads()} threads); its FFN matmul "
+          f"({batch * seq_len}x{d} @ {d}x{4 * d}) alone reaches {shape:.2f}")
     assert fraction >= STEP_EFFICIENCY_GUARD, f"{model} T={seq_len}: step efficiency {fraction:.2f}"

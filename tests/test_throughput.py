@@ -6,7 +6,7 @@ import torch
 from baselines import ModelConfig
 from suite.compute.readings import train_step_flops
 from baselines import build_model
-from suite.compute.throughput import matmul_peak, median_seconds, slice_size, sliced_forward, step_reading
+from suite.compute.throughput import matmul_peak, matmul_rate, median_seconds, slice_size, sliced_forward, step_reading
 from suite.run.devices import precision
 from suite.errors import ConfigError
 from suite.run.trainer import Trainer
@@ -31,6 +31,25 @@ def test_matmul_peak_is_flops_over_time():
     n = 128
     a, b = torch.randn(n, n), torch.randn(n, n)
     assert 2 * n ** 3 / median_seconds(lambda: torch.mm(a, b), "cpu", repeats=3) <= peak * 3
+
+
+def test_matmul_rate_is_2mkn_over_the_median_time(monkeypatch):
+    import suite.compute.throughput as tp
+    seen = []
+
+    def fake(fn, device, repeats):
+        seen.append(fn().shape)
+        return 0.5
+    monkeypatch.setattr(tp, "median_seconds", fake)
+    assert matmul_rate("cpu", 6, 5, 7) == 2 * 6 * 5 * 7 / 0.5
+    assert seen == [torch.Size([6, 7])]
+
+
+@pytest.mark.parametrize("bad", [{"m": 0}, {"k": -1}, {"n": 2.0}])
+def test_matmul_rate_refuses_impossible_shapes(bad):
+    shape = {"m": 4, "k": 4, "n": 4} | bad
+    with pytest.raises(ValueError, match=f"^{next(iter(bad))}: must be a positive int"):
+        matmul_rate("cpu", **shape)
 
 
 @pytest.mark.parametrize("model", ["attn", "conv", "routed"])

@@ -80,6 +80,19 @@ def matmul_peak(device: torch.device, sizes=None, repeats: int = 5) -> float:
     return best
 
 
+def matmul_rate(device: torch.device, m: int, k: int, n: int, repeats: int = 5) -> float:
+    """Float32 FLOP/s of one (m, k) @ (k, n) matmul (2 m k n FLOPs): what a model's own matmul
+    shape reaches alone, beside the square peak (a step cannot beat its matmuls' shapes)."""
+    for name, v in (("m", m), ("k", k), ("n", n)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: must be a positive int, got {v!r}")
+    device = torch.device(device)
+    with precision("float32", device):
+        a = torch.randn(m, k, device=device)
+        b = torch.randn(k, n, device=device)
+        return 2 * m * k * n / median_seconds(lambda: torch.mm(a, b), device, repeats=repeats)
+
+
 @dataclass
 class StepReading:
     model: str
