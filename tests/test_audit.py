@@ -44,6 +44,30 @@ def test_the_audit_writes_six_answers_from_its_own_run(tmp_path):
     assert len(pd.read_csv(run / ANALYSIS)) == 4 and len(pd.read_csv(run / CONTROLS)) == len(controls)
 
 
+def test_the_audit_reads_the_mqar_mini_run(tmp_path):
+    """A run of the profile named mqar-mini under the same results folder joins the audit: its
+    routed models get their decision swaps and its table gets its own section."""
+    mqar = {"name": "mqar-mini", "description": "test", "decides_claims": False, "protocol": "smoke",
+            "test_sequences": 16, "save_models": True, "model": TINY["model"],
+            "grid": [{"task": "mqar", "distances": [10], "task_params": {"n_pairs": 2, "n_queries": 1},
+                      "models": ["attn", "routed"], "lambdas": [0.5], "seeds": [0]}]}
+    own = dict(TINY, grid=[dict(TINY["grid"][0], models=["routed"], seeds=[0])])
+    for name, prof in (("m.json", mqar), ("a.json", own)):
+        (tmp_path / name).write_text(json.dumps(prof))
+    results = tmp_path / "r"
+    assert main(["reproduce", "--profile", str(tmp_path / "m.json"), "--results-dir", str(results), "--quiet"]) == 0
+    assert main(["audit", "--profile", str(tmp_path / "a.json"), "--results-dir", str(results), "--quiet"]) == 0
+    (mqar_run,) = RunStore.of_profile(results, "mqar-mini", complete=True)
+    (audit_run,) = RunStore.of_profile(results, "tinyaudit", complete=True)
+    text = (audit_run.path / AUDIT).read_text()
+    assert f"mqar: `{mqar_run.path.name}` (complete, 2 cells)" in text
+    assert f"## Shortcut-resistant recall at longer distances (mini tier, run `{mqar_run.path.name}`)" in text
+    mqar_routed = set(mqar_run.runs().query("model == 'routed'")["config_hash"])
+    controls = pd.read_csv(audit_run.path / CONTROLS)
+    assert mqar_routed <= set(controls["config_hash"]) and len(mqar_routed) == 1
+    assert "mqar" in set(pd.read_csv(audit_run.path / "regret.csv")["task"])
+
+
 def _control(control, acc, usage, macs, seed=0):
     return {"task": "assoc_recall", "distance": 126, "tier": "mini", "router": "gumbel", "lambda_target": 0.5,
             "seed": seed, "control": control, "accuracy": acc, "usage": usage, "macs_forward_executed": macs}

@@ -1,9 +1,10 @@
 """`python -m suite audit`: train the `audit` profile, swap the decisions of every routed model
 that kept its weights, and answer the original's questionable points in AUDIT.md.
 
-Three other runs feed it when they exist under the same results folder: the `headline` run (the
-faithful Routed lambda->0.5 at 126 over 8 seeds), the `curriculum` run (faithful-constant at 126)
-and the `battery-mini` run (the card's three tasks in the mini tier). Each paragraph of AUDIT.md
+Four other runs feed it when they exist under the same results folder: the `headline` run (the
+faithful Routed lambda->0.5 at 126 over 8 seeds), the `curriculum` run (faithful-constant at 126),
+the `battery-mini` run (the card's three tasks in the mini tier) and the `mqar-mini` run
+(shortcut-resistant recall at 254 / 510 in the mini tier). Each paragraph of AUDIT.md
 names the run it reads, its tier and its seeds; whatever is missing is said to be missing.
 """
 from __future__ import annotations
@@ -44,7 +45,9 @@ SOLVED = 0.9
 #: accuracy margin of "as good as": the regress rule's margin, doubled for seed noise in the mini tier
 MARGIN = 0.02
 #: the other runs the audit reads, by profile name
-SOURCES = {"headline": "headline", "curriculum": "curriculum", "battery": "battery-mini"}
+SOURCES = {"headline": "headline", "curriculum": "curriculum", "battery": "battery-mini", "mqar": "mqar-mini"}
+#: the mini-tier sources whose cells join the audit's own (swaps, routing analysis, regret, maps)
+MINI_SOURCES = ("battery", "mqar")
 
 
 # -- finding runs -----------------------------------------------------------------------------------
@@ -505,10 +508,10 @@ def curriculum_text(headline: pd.DataFrame, curriculum: RunStore | None) -> str:
 
 
 
-def battery_table(runs: pd.DataFrame) -> str:
+def battery_table(runs: pd.DataFrame, what: str = "The battery run") -> str:
     r = ok_rows(runs)
     if r.empty:
-        return "The battery run has no finished cell yet."
+        return f"{what} has no finished cell yet."
     r = r.assign(series=[("Routed λ→%g" % x["lambda_target"]) if x["model"] == "routed" else
                          {"attn": "AttnOnly", "conv": "ConvOnly"}[x["model"]] for x in r.to_dict("records")])
     g = r.groupby(["task", "distance", "series"]).agg(seeds=("seed", "size"), accuracy=("accuracy", "mean"),
@@ -539,7 +542,8 @@ def write_audit(store: RunStore, results_dir: Path) -> Path:
     headline_store = found["headline"]
     headline = headline_rows(headline_store.runs()) if headline_store else pd.DataFrame()
     controls, analysis = store.table(CONTROLS), store.table(ANALYSIS)
-    runs = pd.concat([s.runs() for s in [store, found["battery"]] if s is not None], ignore_index=True)
+    minis = [found[k] for k in MINI_SOURCES if found[k] is not None]
+    runs = pd.concat([s.runs() for s in [store, *minis]], ignore_index=True)
     runs = runs.drop_duplicates("config_hash") if len(runs) else runs
     table = regret(controls, runs)
     if len(table):
@@ -553,7 +557,7 @@ def write_audit(store: RunStore, results_dir: Path) -> Path:
             ("5. 0.3% against one query per layer", *point5(headline, analysis, out)),
             ("6. Does the learned router beat the controls at equal budget?", *point6(table, controls, runs, out)),
         ]
-        group_maps = all_routing_maps([s for s in (store, found["battery"]) if s is not None], out)
+        group_maps = all_routing_maps([store, *minis], out)
         maps = []
         if headline_store is not None:
             hr = headline_store.table(ROUTING)
@@ -582,6 +586,9 @@ def write_audit(store: RunStore, results_dir: Path) -> Path:
     if found["battery"] is not None:
         lines += [f"## The card's battery (mini tier, run `{found['battery'].path.name}`)", "",
                   battery_table(found["battery"].runs()), ""]
+    if found["mqar"] is not None:
+        lines += [f"## Shortcut-resistant recall at longer distances (mini tier, run `{found['mqar'].path.name}`)", "",
+                  battery_table(found["mqar"].runs(), "The mqar-mini run"), ""]
     if len(table):
         lines += ["## Router regret table (regret.csv)", "", table.to_markdown(index=False, floatfmt=".4g"), ""]
     lines += ["## Files", "", f"`{CONTROLS}` (decision swaps per model), `{ANALYSIS}` (per-layer usage, precision and "
@@ -600,8 +607,8 @@ def audit(profile_name: str, results_dir: Path, resume: str | None, device: torc
     store = RunStore.find(results_dir, resume) if resume else newest_run(results_dir, load_profile(profile_name).name)
     if store is None:
         raise ConfigError(f"audit: no run of profile '{profile_name}' under {results_dir}")
-    sources = [store] + [s for s in (newest_run(results_dir, SOURCES["battery"]),
-                                     newest_run(results_dir, SOURCES["headline"])) if s is not None]
+    sources = [store] + [s for s in (newest_run(results_dir, SOURCES[k]) for k in (*MINI_SOURCES, "headline"))
+                         if s is not None]
     with store.lock():
         analyse(store, sources, device, progress)
         path = write_audit(store, results_dir)
