@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from suite.cli import main
-from suite.commands.audit import ANALYSIS, AUDIT, CONTROLS, analysis_from_rates, regret
+from suite.commands.audit import ANALYSIS, AUDIT, CONTROLS, analysis_from_rates, baseline_lines, regret
 from suite.run.store import RunStore
 
 TINY = {"name": "tinyaudit", "description": "test", "decides_claims": False, "protocol": "smoke",
@@ -66,6 +66,22 @@ def test_the_audit_reads_the_mqar_mini_run(tmp_path):
     controls = pd.read_csv(audit_run.path / CONTROLS)
     assert mqar_routed <= set(controls["config_hash"]) and len(mqar_routed) == 1
     assert "mqar" in set(pd.read_csv(audit_run.path / "regret.csv")["task"])
+
+
+def test_the_mqar_baselines_say_when_attnonly_does_not_learn_the_task_either():
+    def row(model, d, acc, seed):
+        return {"task": "mqar", "distance": d, "model": model, "seed": seed, "accuracy": acc, "status": "ok",
+                "faithful_model": False}
+    runs = pd.DataFrame([row("attn", 126, 0.005, 0), row("attn", 126, 0.007, 1), row("conv", 126, 0.006, 0),
+                         row("attn", 254, 0.99, 0), row("attn", 254, 0.97, 1),
+                         dict(row("attn", 510, 0.99, 0), status="failed"),
+                         dict(row("attn", 126, 0.99, 0), task="assoc_recall")])
+    lines = baseline_lines(runs, "mqar")
+    assert len(lines) == 2  # the failed cell and the other task are not read
+    assert lines[0].startswith("- mqar (mini, d=126) baselines: AttnOnly 0.0060 [")
+    assert "ConvOnly 0.0060" in lines[0] and "AttnOnly does not learn it here either" in lines[0]
+    assert lines[1].startswith("- mqar (mini, d=254) baselines: AttnOnly 0.9800 [")
+    assert "does not learn" not in lines[1]
 
 
 def _control(control, acc, usage, macs, seed=0):

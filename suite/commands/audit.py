@@ -353,6 +353,7 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path) -> tuple[str, 
             if solved:
                 same = r["last"] >= r["learned"] - MARGIN
                 (shortcut if task == "assoc_recall" else resistant).append(not same if task == "mqar" else same)
+    lines += baseline_lines(runs, "mqar")
     scratch = scratch_controls(runs)
     if len(scratch):
         for (task, d, t, ctl), g in scratch.groupby(["task", "distance", "tier", "control"]):
@@ -383,6 +384,28 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path) -> tuple[str, 
             + fig_link(figs.controls_bars(controls[controls["control"].isin(("learned",) + SWAPS)], out),
                        "decision swaps"))
     return verdict, text
+
+
+def baseline_lines(runs: pd.DataFrame, task: str) -> list[str]:
+    """The task's AttnOnly and ConvOnly cells per (distance, tier): if AttnOnly does not learn it
+    either, an unsolved learned router says nothing about shortcuts there."""
+    r = ok_rows(runs)
+    if r.empty:
+        return []
+    r = r[(r["task"] == task) & r["model"].isin(("attn", "conv"))]
+    out = []
+    for d, g in r.groupby("distance"):
+        tiers = pd.Series([tier(x) for x in g.to_dict("records")], index=g.index)
+        for t, gt in g.groupby(tiers):
+            acc = {m: gm["accuracy"] for m, gm in gt.groupby("model")}
+            said = "; ".join(f"{'AttnOnly' if m == 'attn' else 'ConvOnly'} {fmt_interval('accuracy', a)}"
+                             for m, a in sorted(acc.items()))
+            learnable = "attn" in acc and acc["attn"].mean() >= SOLVED
+            out.append(f"- {task} ({t}, d={int(d)}) baselines: {said}"
+                       + ("" if learnable or "attn" not in acc else
+                          f" — AttnOnly does not learn it here either (below {SOLVED}), so this group cannot "
+                          "tell a shortcut from key matching"))
+    return out
 
 
 def swap_table(controls: pd.DataFrame) -> str:
