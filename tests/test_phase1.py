@@ -313,3 +313,24 @@ def test_a_run_shares_phase1_between_lambda_targets(tmp_path):
     rows = read_runs(run / "runs.csv").sort_values("lambda_target")
     assert rows["phase1_reused"].tolist() == [False, True]
     assert rows["phase1_key"].nunique() == 1 and len(list((run / "phase1").glob("*.pt"))) == 1
+
+
+@pytest.mark.parametrize("lag,expected", [
+    (1, ["a1", "a5", "b1", "b5", "c1", "x", "c5", "d1", "d5"]),
+    (2, ["a1", "b1", "a5", "c1", "b5", "x", "c5", "d1", "d5"]),
+    (9, ["a1", "b1", "c1", "x", "d1", "a5", "b5", "c5", "d5"]),
+])
+def test_a_sibling_waits_lag_first_cells_after_its_first(monkeypatch, lag, expected):
+    """One worker: each sibling right after its first (a session's end loses no checkpoint); N
+    workers: N first cells later; never before its first. 'x' has no phase 1 (a baseline)."""
+    import suite.commands.reproduce as rp
+    keys = {"a1": "a", "a5": "a", "b1": "b", "b5": "b", "c1": "c", "x": None, "c5": "c", "d1": "d", "d5": "d"}
+    monkeypatch.setattr(rp, "cell_phase1_key", lambda c, device: keys[c])
+    assert rp.phase1_order(list(keys), "cpu", lag=lag) == expected
+
+
+@pytest.mark.parametrize("lag", [0, -1, 1.5])
+def test_phase1_order_refuses_a_lag_below_one(lag):
+    from suite.commands.reproduce import phase1_order
+    with pytest.raises(ValueError, match="^lag: must be a positive int"):
+        phase1_order([], "cpu", lag=lag)

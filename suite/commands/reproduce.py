@@ -358,17 +358,27 @@ def cell_job(cell: Cell, profile: Profile, device: torch.device, env: dict, run_
 PHASE1_DIR = "phase1"
 
 
-def phase1_order(cells: list, device) -> list:
-    """Cells in profile order, except that the second (third, ...) cell of a phase-1 key comes after
-    every first one: by then its phase 1 is usually on disk."""
-    rank, seen = [], {}
+def phase1_order(cells: list, device, lag: int = 1) -> list:
+    """Cells in profile order, except that a cell which would read an earlier cell's phase 1 (same
+    key) waits until `lag` more first cells have been queued after that first one. With one cell at
+    a time (lag 1) it runs right after it, so a run spread over sessions loses no checkpoint to a
+    session's end (they are not committed). With `lag` workers, each has taken a later cell by the
+    time the sibling is taken, so its phase 1 is usually on disk."""
+    if not isinstance(lag, int) or lag < 1:
+        raise ValueError(f"lag: must be a positive int, got {lag!r}")
+    out, held, first_at, firsts = [], [], {}, 0
     for c in cells:
         key = cell_phase1_key(c, device)
-        n = seen.get(key, 0) if key is not None else 0
-        if key is not None:
-            seen[key] = n + 1
-        rank.append(n)
-    return [c for _, c in sorted(zip(rank, cells), key=lambda x: x[0])]
+        if key is not None and key in first_at:
+            held.append((first_at[key] + lag, c))
+        else:
+            if key is not None:
+                first_at[key] = firsts
+            out.append(c)
+            firsts += 1
+        out += [c for at, c in held if at <= firsts]
+        held = [(at, c) for at, c in held if at > firsts]
+    return out + [c for _, c in held]
 
 
 def train_cells(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool,
@@ -379,17 +389,19 @@ def train_cells(store: RunStore, profile: Profile, device: torch.device, env: di
     goes on; Ctrl-C stops the workers and propagates with everything finished kept.
     `cell_kwargs`: extra keyword arguments of run_cell, passed through to every cell; by default
     routed curriculum cells share phase 1 through checkpoints in <run>/phase1/ (same result, less work).
-    Cells that would read another cell's phase 1 are queued after the first cell of every key, so
-    parallel workers rarely train the same phase 1 twice (if they do, both write the same file)."""
+    A cell that would read another cell's phase 1 is queued as many first cells after it as the
+    executor runs at once (phase1_order), so parallel workers rarely train the same phase 1 twice
+    (if they do, both write the same file)."""
     run_id = store.path.name
     store.drop_orphan_history()
     done = store.finished_cells()
     start = time.perf_counter()
     already = store.manifest().get("wall_seconds", 0.0)
-    todo = phase1_order([c for c in profile.cells if c.config_hash(profile.test_sequences) not in done], device)
-    cell_kwargs = {"phase1_dir": store.path / PHASE1_DIR, **(cell_kwargs or {})}
     if executor is None:
         executor = make_executor(ExecutorSpec(), device)
+    todo = phase1_order([c for c in profile.cells if c.config_hash(profile.test_sequences) not in done], device,
+                        lag=max(1, executor.slots()))
+    cell_kwargs = {"phase1_dir": store.path / PHASE1_DIR, **(cell_kwargs or {})}
     # a cell's own progress bar only where it runs in this process; elsewhere the bars would interleave
     inner = progress and not executor.remote
     jobs = [Job(c.config_hash(profile.test_sequences), c.describe(), cell_job,
