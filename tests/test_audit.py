@@ -108,6 +108,15 @@ def test_regret_compares_with_the_best_control_at_or_below_the_learned_usage():
     assert regret(alone, pd.DataFrame())["verdict"].tolist() == ["NO CONTROL AT THIS BUDGET"]
 
 
+def test_regret_calls_equal_accuracy_below_solved_neither_solves():
+    at_chance = pd.DataFrame([_control("learned", 0.007, 0.99, 100.0), _control("conv", 0.007, 0.0, 60.0)])
+    assert regret(at_chance, pd.DataFrame())["verdict"].tolist() == ["NEITHER SOLVES"]
+    solved = pd.DataFrame([_control("learned", 0.99, 0.05, 100.0), _control("last", 0.98, 0.01, 60.0)])
+    assert regret(solved, pd.DataFrame())["verdict"].tolist() == ["TIE"]
+    apart = pd.DataFrame([_control("learned", 0.40, 0.5, 100.0), _control("last", 0.10, 0.01, 60.0)])
+    assert regret(apart, pd.DataFrame())["verdict"].tolist() == ["LEARNED BETTER"]  # unsolved, still apart
+
+
 def test_the_rate_based_analysis_of_a_cell_without_weights(tmp_path):
     store = RunStore(tmp_path)
     row = {"config_hash": "c", "task": "assoc_recall", "task_params": json.dumps({"distance": 6}), "distance": 6,

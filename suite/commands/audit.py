@@ -213,7 +213,9 @@ def regret(controls: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                         "accuracy_regret": best["accuracy"] - mean["accuracy"],
                         "macs_ratio": mean["macs_forward_executed"] / best["macs_forward_executed"]})
             row["verdict"] = ("LEARNED BETTER" if mean["accuracy"] > best["accuracy"] + MARGIN else
-                              "CONTROL BETTER" if best["accuracy"] > mean["accuracy"] + MARGIN else "TIE")
+                              "CONTROL BETTER" if best["accuracy"] > mean["accuracy"] + MARGIN else
+                              # equal at chance is no tie between two solutions
+                              "NEITHER SOLVES" if max(mean["accuracy"], best["accuracy"]) < SOLVED else "TIE")
         else:
             row["verdict"] = "NO CONTROL AT THIS BUDGET"
         out.append(row)
@@ -478,7 +480,12 @@ def point6(table: pd.DataFrame, controls: pd.DataFrame, runs: pd.DataFrame, out:
                                        title=f"{task} d={d} ({t} tier)")
     text = ("Router regret: the learned router's mean accuracy and executed forward MACs against the best control "
             "whose mean usage is at most the learned one's (decision swaps of the same trained models, and fixed "
-            f"routers trained from scratch on the same task). 'TIE' means within ±{MARGIN} accuracy.\n\n"
+            f"routers trained from scratch on the same task). 'TIE' means within ±{MARGIN} accuracy; 'NEITHER "
+            f"SOLVES' means within it but both below {SOLVED}, where equal accuracy says nothing about routing."
+            + ("" if (controls["tier"] == "faithful").any() else
+               " No faithful-size model kept its weights (the headline profile does not save them), so no "
+               "faithful model has decision swaps and every row here is a mini-tier model; the faithful-size "
+               "swaps are in `paper`.") + "\n\n"
             + "\n".join(lines) + "\n\n" + (fig_link(paths, "accuracy against executed MACs") if paths else ""))
     return verdict, text
 
