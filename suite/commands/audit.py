@@ -223,6 +223,10 @@ def regret(controls: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- the report ------------------------------------------------------------------------------------
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
 
@@ -462,10 +466,10 @@ def point6(table: pd.DataFrame, controls: pd.DataFrame, runs: pd.DataFrame, out:
     lines = []
     for r in table.itertuples():
         if r.verdict == "NO CONTROL AT THIS BUDGET":
-            lines.append(f"- {r.task} ({r.tier}, d={r.distance}, λ→{r.lambda_target:g}, {r.seeds} seeds): no control "
+            lines.append(f"- {r.task} ({r.tier}, d={r.distance}, λ→{r.lambda_target:g}, {plural(r.seeds, 'seed')}): no control "
                          f"at or below usage {r.learned_usage:.4f}")
             continue
-        lines.append(f"- {r.task} ({r.tier}, d={r.distance}, λ→{r.lambda_target:g}, {r.seeds} seeds): learned "
+        lines.append(f"- {r.task} ({r.tier}, d={r.distance}, λ→{r.lambda_target:g}, {plural(r.seeds, 'seed')}): learned "
                      f"accuracy {r.learned_accuracy:.3f} at usage {r.learned_usage:.4f} and "
                      f"{r.learned_macs / 1e6:.2f} MMAC; best control '{r.best_control}' {r.control_accuracy:.3f} at "
                      f"usage {r.control_usage:.4f} and {r.control_macs / 1e6:.2f} MMAC: regret "
