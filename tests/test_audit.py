@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from suite.cli import main
-from suite.commands.audit import ANALYSIS, AUDIT, CONTROLS, analysis_from_rates, baseline_lines, regret
+from suite.commands.audit import (ANALYSIS, AUDIT, CONTROLS, analysis_from_rates, baseline_lines,
+                                  battery_table, regret)
+from suite.judge.stats import t_interval, wilson
 from suite.run.store import RunStore
 
 TINY = {"name": "tinyaudit", "description": "test", "decides_claims": False, "protocol": "smoke",
@@ -134,3 +136,19 @@ def test_the_rate_based_analysis_of_a_cell_without_weights(tmp_path):
     assert a["plateau"] and a["whole_layer"] and a["label"] == "one whole layer"  # mean 0.5625, layer 1 full
     mqar = {**row, "task": "mqar", "task_params": json.dumps({"distance": 8, "n_pairs": 2, "n_queries": 1})}
     assert analysis_from_rates(mqar, rates, store) is None  # scored positions differ by row: needs the weights
+
+
+def test_battery_table_gives_the_interval_the_range_and_chance():
+    rows = [{"status": "ok", "task": "induction_heads", "distance": 6, "model": "attn", "lambda_target": 0.0,
+             "seed": s, "accuracy": a, "test_correct": int(a * 100), "test_total": 100, "usage": 1.0,
+             "task_params": json.dumps({"distance": 6})} for s, a in enumerate([0.5, 0.6, 0.7])]
+    rows.append({**rows[0], "model": "routed", "lambda_target": 0.5, "accuracy": 0.25, "test_correct": 25,
+                 "usage": 0.125})
+    table = battery_table(pd.DataFrame(rows))
+    attn = next(line for line in table.splitlines() if "AttnOnly" in line)
+    lo, hi = t_interval([0.5, 0.6, 0.7])
+    assert f"0.600 [{lo:.3f}, {hi:.3f}]" in attn and "0.500-0.700" in attn and f"{1 / 246:.4f}" in attn
+    routed = next(line for line in table.splitlines() if "Routed λ→0.5" in line)
+    wlo, whi = wilson(25, 100)  # one seed: Wilson over its 100 test examples
+    assert f"0.250 [{wlo:.3f}, {whi:.3f}]" in routed and "0.125" in routed
+    assert battery_table(pd.DataFrame()).endswith("has no finished cell yet.")

@@ -30,7 +30,7 @@ from suite.figures.style import style
 from suite.judge.claims import check_claims, load_registry
 from suite.judge.stats import interval, wilson
 from suite.run.profiles import load_profile
-from suite.run.protocol import get_protocol
+from suite.run.protocol import FAITHFUL, get_protocol
 from suite.run.store import ROUTING, RunStore, write_csv
 from suite.schema.rows import ok_rows
 
@@ -381,7 +381,10 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path) -> tuple[str, 
     text = ("If routing every layer's budget to the last positions (decision swap 'last') does as well as the "
             "learned decisions, the learned router has found the task's positional shortcut, not key matching. "
             "mqar puts pairs and queries at random positions and draws keys and values from one range, so "
-            f"neither a position nor a token range gives the answer away. Only groups whose learned router solved "
+            "neither a position nor a token range gives the answer away. As in the original, no model has a "
+            "positional encoding: AttnOnly has no direct way to tell which token sits right before a value (the "
+            "routed model's conv branch does), and every cell trains for the faithful budget (baselines at most "
+            f"{FAITHFUL.baseline_max_epochs} epochs of {FAITHFUL.steps_per_epoch} steps). Only groups whose learned router solved "
             f"the task (mean accuracy ≥ {SOLVED}) count toward the verdict"
             + (f" ({'; '.join(parts)})" if parts else "") + ".\n\n" + "\n".join(lines) + "\n\n"
             + "Every decision swap, mean accuracy over seeds (usage in brackets); 'oracle' is attention exactly at "
@@ -541,14 +544,24 @@ def curriculum_text(headline: pd.DataFrame, curriculum: RunStore | None) -> str:
 
 
 def battery_table(runs: pd.DataFrame, what: str = "The battery run") -> str:
+    """Per (task, distance, series): seeds, mean accuracy with its 95% interval, the per-seed range
+    (bimodal seeds show there), mean usage and the task's chance level."""
     r = ok_rows(runs)
     if r.empty:
         return f"{what} has no finished cell yet."
     r = r.assign(series=[("Routed λ→%g" % x["lambda_target"]) if x["model"] == "routed" else
                          {"attn": "AttnOnly", "conv": "ConvOnly"}[x["model"]] for x in r.to_dict("records")])
-    g = r.groupby(["task", "distance", "series"]).agg(seeds=("seed", "size"), accuracy=("accuracy", "mean"),
-                                                      usage=("usage", "mean")).reset_index()
-    return g.to_markdown(index=False, floatfmt=".3f")
+    rows = []
+    for (task, d, series), g in r.groupby(["task", "distance", "series"]):
+        iv = interval("accuracy", g["accuracy"], g["test_correct"], g["test_total"])
+        chance = make_task(task, **json.loads(g["task_params"].iloc[0])).chance
+        rows.append({"task": task, "distance": int(d), "series": series, "seeds": len(g),
+                     "accuracy [95%]": f"{iv.mean:.3f} [{iv.low:.3f}, {iv.high:.3f}]",
+                     "per-seed range": f"{g['accuracy'].min():.3f}-{g['accuracy'].max():.3f}",
+                     "usage": f"{g['usage'].mean():.3f}", "chance": f"{chance:.4f}"})
+    return (pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n\nChance is each task's "
+            "stated level (its docstring in tasks/). For mqar it is a uniform guess among the sequence's own values; "
+            "a model that has not learned which tokens are values scores below it (about 1/200 over the symbol range).")
 
 
 def all_routing_maps(stores: list[RunStore], out: Path) -> list[Path]:
