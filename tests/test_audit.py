@@ -7,7 +7,7 @@ import pytest
 
 from suite.cli import main
 from suite.commands.audit import (ANALYSIS, AUDIT, CONTROLS, analysis_from_rates, baseline_lines,
-                                  battery_table, regret)
+                                  battery_table, faithful_swap_lines, regret, usage_mode)
 from suite.judge.stats import t_interval, wilson
 from suite.run.store import RunStore
 
@@ -152,3 +152,58 @@ def test_battery_table_gives_the_interval_the_range_and_chance():
     wlo, whi = wilson(25, 100)  # one seed: Wilson over its 100 test examples
     assert f"0.250 [{wlo:.3f}, {whi:.3f}]" in routed and "0.125" in routed
     assert battery_table(pd.DataFrame()).endswith("has no finished cell yet.")
+
+
+def test_usage_mode_names_the_headline_outcomes():
+    assert usage_mode(0.0025, [0.001, 0.009, 0.0, 0.0]) == "≤ 0.5%"
+    assert usage_mode(0.2498, [0.006, 0.001, 0.992, 0.0]) == "one whole layer"
+    assert usage_mode(0.0263, [0.026, 0.0, 0.079, 0.0]) == "spread over layers"
+
+
+def test_faithful_swap_lines_set_a_retrain_beside_the_headline_cell():
+    def row(control, acc, usage, per_layer, key="k0", seed=0):
+        return {"config_hash": key, "seed": seed, "tier": "faithful", "task": "assoc_recall", "distance": 126,
+                "lambda_target": 0.5, "control": control, "accuracy": acc, "usage": usage,
+                "usage_per_layer": json.dumps(per_layer)}
+    low, layer = [0.001, 0.009, 0.0, 0.0], [0.0, 0.0, 0.99, 0.0]
+    controls = pd.DataFrame([row("learned", 1.0, 0.0025, low), row("last", 0.75, 0.0025, low),
+                             row("learned", 1.0, 0.2475, layer, key="k1", seed=1),
+                             row("oracle", 0.5, 0.0078, [0.0078] * 4, key="k1", seed=1),
+                             {**row("learned", 0.9, 0.5, [0.5, 0.5]), "tier": "mini", "config_hash": "m"}])
+    headline = pd.DataFrame([{"config_hash": "k0", "accuracy": 1.0, "usage": 0.0030, "usage_per_layer": json.dumps(low)},
+                             {"config_hash": "k1", "accuracy": 1.0, "usage": 0.0020, "usage_per_layer": json.dumps(low)}])
+    lines = faithful_swap_lines(controls, headline)
+    assert len(lines) == 2  # the mini row is not a faithful model
+    assert lines[0].startswith("- faithful assoc_recall d=126 λ→0.5, seed 0 (usage 0.0025, ≤ 0.5%): learned 1.000, "
+                               "last 0.750;")
+    assert lines[0].endswith("usage 0.0030 (≤ 0.5%), the same mode")
+    assert "seed 1 (usage 0.2475, one whole layer): learned 1.000, oracle 0.500;" in lines[1]
+    assert lines[1].endswith("another mode")
+    assert faithful_swap_lines(controls[controls["tier"] == "mini"], headline) == []
+    assert "headline's run" not in faithful_swap_lines(controls, pd.DataFrame())[0]
+
+
+def test_the_audit_swaps_the_decisions_of_a_swaps_faithful_run(tmp_path):
+    """A run of the profile named swaps-faithful (faithful-size routed models with kept weights)
+    joins the audit: its models get decision swaps in the faithful tier, point 4 lists them per
+    seed, and point 6 no longer says that no faithful model kept its weights."""
+    swaps = {"name": "swaps-faithful", "description": "test", "decides_claims": False, "protocol": "smoke",
+             "test_sequences": 16, "save_models": True,
+             "grid": [{"task": "assoc_recall", "distances": [14], "models": ["routed"], "lambdas": [0.5],
+                       "seeds": [0]}]}
+    own = dict(TINY, grid=[dict(TINY["grid"][0], models=["routed"], seeds=[0])])
+    for name, prof in (("s.json", swaps), ("a.json", own)):
+        (tmp_path / name).write_text(json.dumps(prof))
+    results = tmp_path / "r"
+    assert main(["reproduce", "--profile", str(tmp_path / "s.json"), "--results-dir", str(results), "--quiet"]) == 0
+    assert main(["audit", "--profile", str(tmp_path / "a.json"), "--results-dir", str(results), "--quiet"]) == 0
+    (swaps_run,) = RunStore.of_profile(results, "swaps-faithful", complete=True)
+    (audit_run,) = RunStore.of_profile(results, "tinyaudit", complete=True)
+    text = (audit_run.path / AUDIT).read_text()
+    assert f"swaps: `{swaps_run.path.name}` (complete, 1 cells)" in text
+    (key,) = swaps_run.runs()["config_hash"]
+    controls = pd.read_csv(audit_run.path / CONTROLS)
+    assert set(controls.loc[controls["config_hash"] == key, "tier"]) == {"faithful"}
+    assert "- faithful assoc_recall d=14 λ→0.5, seed 0 (usage " in text
+    assert "No faithful-size model kept its weights" not in text
+    assert "faithful" in set(pd.read_csv(audit_run.path / "regret.csv")["tier"])

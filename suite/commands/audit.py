@@ -1,10 +1,11 @@
 """`python -m suite audit`: train the `audit` profile, swap the decisions of every routed model
 that kept its weights, and answer the original's questionable points in AUDIT.md.
 
-Four other runs feed it when they exist under the same results folder: the `headline` run (the
+Five other runs feed it when they exist under the same results folder: the `headline` run (the
 faithful Routed lambda->0.5 at 126 over 8 seeds), the `curriculum` run (faithful-constant at 126),
-the `battery-mini` run (the card's three tasks in the mini tier) and the `mqar-mini` run
-(shortcut-resistant recall at 254 / 510 in the mini tier). Each paragraph of AUDIT.md
+the `battery-mini` run (the card's three tasks in the mini tier), the `mqar-mini` run
+(shortcut-resistant recall at 254 / 510 in the mini tier) and the `swaps-faithful` run (three
+headline cells retrained with their weights kept, for decision swaps at faithful size). Each paragraph of AUDIT.md
 names the run it reads, its tier and its seeds; whatever is missing is said to be missing.
 """
 from __future__ import annotations
@@ -42,12 +43,18 @@ SCRATCH = ("last", "layer", "random")
 SWAPS = ("random", "last", "oracle", "one_layer", "conv", "attn")
 #: a group whose learned router reaches this mean accuracy has solved its task
 SOLVED = 0.9
+_HEADLINE = next(claim for claim in load_registry() if claim.id == "T1-r05-126")
+#: the headline claim's usage threshold (claims.json: <= 0.5%), the bound of its low mode
+PUBLISHED_USAGE = next(c.threshold for c in _HEADLINE.checks if c.metric == "usage")
+#: the accuracy a seed needs to count as a success (the claim's 'success' check)
+SUCCESS_ACCURACY = _HEADLINE.success.threshold
 #: accuracy margin of "as good as": the regress rule's margin, doubled for seed noise in the mini tier
 MARGIN = 0.02
 #: the other runs the audit reads, by profile name
-SOURCES = {"headline": "headline", "curriculum": "curriculum", "battery": "battery-mini", "mqar": "mqar-mini"}
-#: the mini-tier sources whose cells join the audit's own (swaps, routing analysis, regret, maps)
-MINI_SOURCES = ("battery", "mqar")
+SOURCES = {"headline": "headline", "curriculum": "curriculum", "battery": "battery-mini", "mqar": "mqar-mini",
+           "swaps": "swaps-faithful"}
+#: the sources whose cells join the audit's own (swaps, routing analysis, regret, maps)
+SWAP_SOURCES = ("battery", "mqar", "swaps")
 
 
 # -- finding runs -----------------------------------------------------------------------------------
@@ -246,6 +253,12 @@ def headline_rows(runs: pd.DataFrame) -> pd.DataFrame:
              & (r["protocol"] == "faithful") & (r["lambda_target"] == 0.5)].sort_values("seed")
 
 
+def baseline_rows(source: RunStore | None) -> pd.DataFrame:
+    """A run's AttnOnly and ConvOnly cells (the headline's join the faithful Pareto figure)."""
+    r = ok_rows(source.runs()) if source is not None else pd.DataFrame()
+    return r[r["model"].isin(("attn", "conv"))] if len(r) else r
+
+
 def fig_link(paths, title: str) -> str:
     png = [p for p in paths if str(p).endswith(".png")]
     return "\n\n".join(f"![{title}](figures/{Path(p).name})" for p in png) if png else "(figure not drawn: no data)"
@@ -277,7 +290,8 @@ def point2(headline: pd.DataFrame, analysis: pd.DataFrame, runs: pd.DataFrame, o
                      "lambda_target": r["lambda_target"], "seed": int(r["seed"]),
                      **whole_layer_flat(json.loads(r["usage_per_layer"]))})
     if len(analysis):
-        a = analysis[analysis["run_id"].str.startswith("headline") == False]  # noqa: E712 (pandas mask)
+        # the headline's cells are read above; a retrain of one (swaps-faithful) is the same cell
+        a = analysis[~analysis["config_hash"].isin(set(headline.get("config_hash", [])))]
         for _, r in a.iterrows():
             rows.append({"run": r["run_id"], "tier": r["tier"], "task": r["task"], "distance": int(r["distance"]),
                          "lambda_target": r["lambda_target"], "seed": int(r["seed"]),
@@ -296,7 +310,9 @@ def point2(headline: pd.DataFrame, analysis: pd.DataFrame, runs: pd.DataFrame, o
     lines = [f"- {r.tier} {r.task} d={r.distance}: {r.cells} routed cells, {r.plateaus} at a plateau near "
              f"1/n_layers, {r.whole} of them one layer routing ≥ 95% of its positions" for r in by.itertuples()]
     routed = ok_rows(runs)
-    routed = routed[routed["model"] == "routed"] if len(routed) else routed
+    if len(routed):
+        mini = pd.Series([tier(x) == "mini" for x in routed.to_dict("records")], index=routed.index, dtype=bool)
+        routed = routed[(routed["model"] == "routed") & mini]
     paths = figs.per_layer_usage(headline, out, name="audit_layers_headline") if len(headline) else []
     paths += figs.per_layer_usage(routed, out, name="audit_layers_mini") if len(routed) else []
     text = ("A usage near 1/n_layers (within 20% of it) is called a plateau; it is 'one whole layer' when exactly "
@@ -322,7 +338,7 @@ def point3(headline: pd.DataFrame, headline_store: RunStore | None, out: Path) -
         return "NO DATA", "The headline run has no finished routed cell yet."
     claims = check_claims(headline_store.runs(), headline_store.manifest()["profile"], load_registry())
     row = claims[claims["claim_id"] == "T1-r05-126"].iloc[0]
-    ok = ((headline["accuracy"] >= 0.99) & (headline["usage"] <= 0.005)).sum()
+    ok = ((headline["accuracy"] >= SUCCESS_ACCURACY) & (headline["usage"] <= PUBLISHED_USAGE)).sum()
     lo, hi = wilson(int(ok), len(headline))
     modes = "bimodal" if headline["usage"].min() <= 0.005 and headline["usage"].max() >= 0.2 else "one mode"
     per_seed = "; ".join(f"seed {int(r.seed)}: accuracy {r.accuracy:.4f}, usage {r.usage:.4f} "
@@ -331,7 +347,8 @@ def point3(headline: pd.DataFrame, headline_store: RunStore | None, out: Path) -
     text = (f"T1-r05-126 ('100% accuracy at 0.3% usage'), read as the typical outcome over seeds: **{row['verdict']}** "
             f"({row['details']}). Per seed: {per_seed}. Mean accuracy {fmt_interval('accuracy', headline['accuracy'])}; "
             f"mean usage {fmt_interval('usage', headline['usage'])}. Usage over seeds is {modes}. "
-            f"Seeds meeting the published outcome (accuracy ≥ 0.99 and usage ≤ 0.5%): {ok}/{len(headline)}, "
+            f"Seeds meeting the published outcome (accuracy ≥ {SUCCESS_ACCURACY:g} and usage ≤ "
+            f"{PUBLISHED_USAGE:.1%}): {ok}/{len(headline)}, "
             f"Wilson 95% [{lo:.2f}, {hi:.2f}]; the achievable reading (at least one seed) is {row['achievable']}. "
             f"Run: {headline_store.path.name} ({headline_store.manifest().get('status')}). "
             + fig_link(figs.seed_strip(headline, out), "seeds"))
@@ -343,10 +360,15 @@ def control_summary(controls: pd.DataFrame, task: str, control: str) -> pd.DataF
     return c.groupby(["tier", "distance", "lambda_target", "control"])["accuracy"].mean().unstack("control")
 
 
-def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path) -> tuple[str, str]:
+def shortcut_verdict(same: list[bool]) -> str:
+    return "SHORTCUT CONFIRMED" if all(same) else "NOT CONFIRMED" if not any(same) else "PARTLY CONFIRMED"
+
+
+def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
+           headline: pd.DataFrame | None = None) -> tuple[str, str]:
     if controls.empty:
         return "NO DATA", "No routed model with kept weights has been analysed yet."
-    lines, shortcut, resistant = [], [], []
+    lines, shortcut, resistant = [], {}, []
     for task in ("assoc_recall", "mqar"):
         s = control_summary(controls, task, "last")
         for (t, d, lam), r in s.iterrows():
@@ -358,24 +380,26 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path) -> tuple[str, 
                                                                             f"it: accuracy below {SOLVED})"))
             if solved:
                 same = r["last"] >= r["learned"] - MARGIN
-                (shortcut if task == "assoc_recall" else resistant).append(not same if task == "mqar" else same)
+                if task == "assoc_recall":
+                    shortcut.setdefault(t, []).append(same)
+                else:
+                    resistant.append(not same)
+    lines += faithful_swap_lines(controls, headline if headline is not None else pd.DataFrame())
     lines += baseline_lines(runs, "mqar")
     scratch = scratch_controls(runs)
     if len(scratch):
         for (task, d, t, ctl), g in scratch.groupby(["task", "distance", "tier", "control"]):
             lines.append(f"- {task} ({t}, d={d}) {ctl} router trained from scratch: accuracy "
                          f"{fmt_interval('accuracy', g['accuracy'])}, usage {g['usage'].mean():.4f}")
-    parts = []
-    if shortcut:
-        parts.append(f"assoc_recall: the last positions match the learned router in {sum(shortcut)} of "
-                     f"{len(shortcut)} solved groups")
+    parts = [f"assoc_recall, {t}: the last positions match the learned router in {sum(v)} of {len(v)} solved groups"
+             for t, v in sorted(shortcut.items())]
     if resistant:
         parts.append(f"mqar: the last positions fall short of the learned router in {sum(resistant)} of "
                      f"{len(resistant)} solved groups")
-    if shortcut and all(shortcut):
-        verdict = "SHORTCUT CONFIRMED" + ("; mqar resists it" if resistant and all(resistant) else "")
-    elif shortcut:
-        verdict = "NOT CONFIRMED" if not any(shortcut) else "PARTLY CONFIRMED"
+    if shortcut:
+        verdict = "; ".join(f"{t}: {shortcut_verdict(v)}" for t, v in sorted(shortcut.items()))
+        if resistant and all(resistant) and all(all(v) for v in shortcut.values()):
+            verdict += "; mqar resists it"
     else:
         verdict = "NO SOLVED assoc_recall MODEL ANALYSED"
     text = ("If routing every layer's budget to the last positions (decision swap 'last') does as well as the "
@@ -384,8 +408,8 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path) -> tuple[str, 
             "neither a position nor a token range gives the answer away. As in the original, no model has a "
             "positional encoding: AttnOnly has no direct way to tell which token sits right before a value (the "
             "routed model's conv branch does), and every cell trains for the faithful budget (baselines at most "
-            f"{FAITHFUL.baseline_max_epochs} epochs of {FAITHFUL.steps_per_epoch} steps). Only groups whose learned router solved "
-            f"the task (mean accuracy ≥ {SOLVED}) count toward the verdict"
+            f"{FAITHFUL.baseline_max_epochs} epochs of {FAITHFUL.steps_per_epoch} steps). Only groups whose learned "
+            f"router solved the task (mean accuracy ≥ {SOLVED}) count toward the verdict"
             + (f" ({'; '.join(parts)})" if parts else "") + ".\n\n" + "\n".join(lines) + "\n\n"
             + "Every decision swap, mean accuracy over seeds (usage in brackets); 'oracle' is attention exactly at "
             "each row's scored positions in every layer, which is not an upper bound once a model has several "
@@ -393,6 +417,39 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path) -> tuple[str, 
             + fig_link(figs.controls_bars(controls[controls["control"].isin(("learned",) + SWAPS)], out),
                        "decision swaps"))
     return verdict, text
+
+
+def usage_mode(usage: float, per_layer) -> str:
+    """The headline's three outcomes: the published usage, one whole layer, or positions spread."""
+    if usage <= PUBLISHED_USAGE:
+        return f"≤ {PUBLISHED_USAGE:.1%}"
+    return "one whole layer" if whole_layer_flat(per_layer)["whole_layer"] else "spread over layers"
+
+
+def faithful_swap_lines(controls: pd.DataFrame, headline: pd.DataFrame) -> list[str]:
+    """Per faithful-size model with kept weights, every swap's accuracy; where it retrains a headline
+    cell (same config hash), the two outcomes side by side: on another CPU a seed may land in another
+    usage mode, and its swaps then speak for that mode."""
+    c = controls[controls["tier"] == "faithful"] if len(controls) else controls
+    if c.empty:
+        return []
+    old = headline.set_index("config_hash") if len(headline) else pd.DataFrame()
+    out = []
+    for (key, seed), g in c.groupby(["config_hash", "seed"]):
+        acc = g.set_index("control")["accuracy"]
+        mine = g[g["control"] == "learned"].iloc[0]
+        per_layer = json.loads(mine["usage_per_layer"])
+        line = (f"- faithful assoc_recall d={int(mine['distance'])} λ→{mine['lambda_target']:g}, seed {int(seed)} "
+                f"(usage {mine['usage']:.4f}, {usage_mode(mine['usage'], per_layer)}): "
+                + ", ".join(f"{k} {acc[k]:.3f}" for k in ("learned",) + SWAPS if k in acc))
+        if key in old.index:
+            h = old.loc[key]
+            same = usage_mode(h["usage"], json.loads(h["usage_per_layer"])) == usage_mode(mine["usage"], per_layer)
+            line += (f"; the headline's run of this cell: accuracy {h['accuracy']:.4f}, usage {h['usage']:.4f} "
+                     f"({usage_mode(h['usage'], json.loads(h['usage_per_layer']))}), "
+                     + ("the same mode" if same else "another mode"))
+        out.append(line)
+    return out
 
 
 def baseline_lines(runs: pd.DataFrame, task: str) -> list[str]:
@@ -440,7 +497,8 @@ def precision_table(analysis: pd.DataFrame) -> str:
 
 
 def point5(headline: pd.DataFrame, analysis: pd.DataFrame, out: Path) -> tuple[str, str]:
-    a = analysis[analysis["config_hash"].isin(set(headline["config_hash"]))] if len(analysis) and len(headline) \
+    a = analysis[analysis["config_hash"].isin(set(headline["config_hash"]))
+                 & analysis["run_id"].isin(set(headline["run_id"]))] if len(analysis) and len(headline) \
         else pd.DataFrame()
     if a.empty:
         return "NO DATA", "The headline cells have not been analysed yet."
@@ -587,8 +645,8 @@ def write_audit(store: RunStore, results_dir: Path) -> Path:
     headline_store = found["headline"]
     headline = headline_rows(headline_store.runs()) if headline_store else pd.DataFrame()
     controls, analysis = store.table(CONTROLS), store.table(ANALYSIS)
-    minis = [found[k] for k in MINI_SOURCES if found[k] is not None]
-    runs = pd.concat([s.runs() for s in [store, *minis]], ignore_index=True)
+    swapped = [found[k] for k in SWAP_SOURCES if found[k] is not None]
+    runs = pd.concat([s.runs() for s in [store, *swapped]], ignore_index=True)
     runs = runs.drop_duplicates("config_hash") if len(runs) else runs
     table = regret(controls, runs)
     if len(table):
@@ -598,11 +656,12 @@ def write_audit(store: RunStore, results_dir: Path) -> Path:
             ("1. Notional against executed savings", *point1(headline, out)),
             ("2. Is the 25% floor one whole layer?", *point2(headline, analysis, runs, out)),
             ("3. Seed variance", *point3(headline, headline_store, out)),
-            ("4. The positional shortcut", *point4(controls, runs, out)),
+            ("4. The positional shortcut", *point4(controls, runs, out, headline)),
             ("5. 0.3% against one query per layer", *point5(headline, analysis, out)),
-            ("6. Does the learned router beat the controls at equal budget?", *point6(table, controls, runs, out)),
+            ("6. Does the learned router beat the controls at equal budget?",
+             *point6(table, controls, pd.concat([runs, baseline_rows(headline_store)], ignore_index=True), out)),
         ]
-        group_maps = all_routing_maps([store, *minis], out)
+        group_maps = all_routing_maps([store, *swapped], out)
         maps = []
         if headline_store is not None:
             hr = headline_store.table(ROUTING)
@@ -652,7 +711,7 @@ def audit(profile_name: str, results_dir: Path, resume: str | None, device: torc
     store = RunStore.find(results_dir, resume) if resume else newest_run(results_dir, load_profile(profile_name).name)
     if store is None:
         raise ConfigError(f"audit: no run of profile '{profile_name}' under {results_dir}")
-    sources = [store] + [s for s in (newest_run(results_dir, SOURCES[k]) for k in (*MINI_SOURCES, "headline"))
+    sources = [store] + [s for s in (newest_run(results_dir, SOURCES[k]) for k in (*SWAP_SOURCES, "headline"))
                          if s is not None]
     with store.lock():
         analyse(store, sources, device, progress)
