@@ -7,7 +7,7 @@ import pytest
 
 from suite.cli import main
 from suite.commands.audit import (ANALYSIS, AUDIT, CONTROLS, analysis_from_rates, baseline_lines,
-                                  battery_table, faithful_swap_lines, regret, usage_mode)
+                                  battery_table, faithful_swap_lines, point4, regret, usage_mode)
 from suite.judge.stats import t_interval, wilson
 from suite.run.store import RunStore
 
@@ -207,3 +207,18 @@ def test_the_audit_swaps_the_decisions_of_a_swaps_faithful_run(tmp_path):
     assert "- faithful assoc_recall d=14 λ→0.5, seed 0 (usage " in text
     assert "No faithful-size model kept its weights" not in text
     assert "faithful" in set(pd.read_csv(audit_run.path / "regret.csv")["tier"])
+
+
+def test_the_shortcut_verdict_is_given_per_tier_with_its_counts(tmp_path):
+    def c(control, acc, seed, tier):
+        return {**_control(control, acc, 0.01, 100.0, seed=seed), "tier": tier, "config_hash": f"{tier}{seed}",
+                "usage_per_layer": json.dumps([0.01, 0.01])}
+    controls = pd.DataFrame([c("learned", 0.99, 0, "faithful"), c("last", 0.99, 0, "faithful"),
+                             c("learned", 1.0, 1, "faithful"), c("last", 0.98, 1, "faithful"),
+                             c("learned", 0.99, 0, "mini"), c("last", 0.80, 0, "mini")])
+    verdict, text = point4(controls, pd.DataFrame(), tmp_path)
+    assert verdict == "faithful: SHORTCUT CONFIRMED (1 group, 2 models); mini: NOT CONFIRMED (1 group, 1 model)"
+    assert "- assoc_recall (mini, d=126, λ→0.5, 1 model): learned 0.990, the same budget at the last positions 0.800" \
+        in text
+    unsolved = controls.assign(accuracy=0.01)
+    assert point4(unsolved, pd.DataFrame(), tmp_path)[0] == "NO SOLVED assoc_recall MODEL ANALYSED"

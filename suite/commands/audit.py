@@ -368,20 +368,24 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
            headline: pd.DataFrame | None = None) -> tuple[str, str]:
     if controls.empty:
         return "NO DATA", "No routed model with kept weights has been analysed yet."
-    lines, shortcut, resistant = [], {}, []
+    lines, shortcut, resistant, counted = [], {}, [], {}
+    models = controls[controls["control"] == "learned"].groupby(["task", "tier", "distance", "lambda_target"]).size()
     for task in ("assoc_recall", "mqar"):
         s = control_summary(controls, task, "last")
         for (t, d, lam), r in s.iterrows():
             if "last" not in r:
                 continue
             solved = r["learned"] >= SOLVED
-            lines.append(f"- {task} ({t}, d={d}, λ→{lam:g}): learned {r['learned']:.3f}, the same budget at the "
+            n = int(models.get((task, t, d, lam), 0))
+            lines.append(f"- {task} ({t}, d={d}, λ→{lam:g}, {plural(n, 'model')}): learned {r['learned']:.3f}, the "
+                         f"same budget at the "
                          f"last positions {r['last']:.3f}" + ("" if solved else " (the learned router did not solve "
                                                                             f"it: accuracy below {SOLVED})"))
             if solved:
                 same = r["last"] >= r["learned"] - MARGIN
                 if task == "assoc_recall":
                     shortcut.setdefault(t, []).append(same)
+                    counted[t] = counted.get(t, 0) + n
                 else:
                     resistant.append(not same)
     lines += faithful_swap_lines(controls, headline if headline is not None else pd.DataFrame())
@@ -397,7 +401,8 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
         parts.append(f"mqar: the last positions fall short of the learned router in {sum(resistant)} of "
                      f"{len(resistant)} solved groups")
     if shortcut:
-        verdict = "; ".join(f"{t}: {shortcut_verdict(v)}" for t, v in sorted(shortcut.items()))
+        verdict = "; ".join(f"{t}: {shortcut_verdict(v)} ({plural(len(v), 'group')}, {plural(counted[t], 'model')})"
+                            for t, v in sorted(shortcut.items()))
         if resistant and all(resistant) and all(all(v) for v in shortcut.values()):
             verdict += "; mqar resists it"
     else:
