@@ -143,14 +143,14 @@ def test_battery_table_gives_the_interval_the_range_and_chance():
              "seed": s, "accuracy": a, "test_correct": int(a * 100), "test_total": 100, "usage": 1.0,
              "task_params": json.dumps({"distance": 6})} for s, a in enumerate([0.5, 0.6, 0.7])]
     rows.append({**rows[0], "model": "routed", "lambda_target": 0.5, "accuracy": 0.25, "test_correct": 25,
-                 "usage": 0.125})
+                 "usage": 0.125, "phase2_ran": False})
     table = battery_table(pd.DataFrame(rows))
     attn = next(line for line in table.splitlines() if "AttnOnly" in line)
     lo, hi = t_interval([0.5, 0.6, 0.7])
     assert f"0.600 [{lo:.3f}, {hi:.3f}]" in attn and "0.500-0.700" in attn and f"{1 / 246:.4f}" in attn
     routed = next(line for line in table.splitlines() if "Routed λ→0.5" in line)
     wlo, whi = wilson(25, 100)  # one seed: Wilson over its 100 test examples
-    assert f"0.250 [{wlo:.3f}, {whi:.3f}]" in routed and "0.125" in routed
+    assert f"0.250 [{wlo:.3f}, {whi:.3f}]" in routed and "0.125" in routed and "| 0/1 " in routed
     assert battery_table(pd.DataFrame()).endswith("has no finished cell yet.")
 
 

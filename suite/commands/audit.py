@@ -621,9 +621,12 @@ def battery_table(runs: pd.DataFrame, what: str = "The battery run") -> str:
         rows.append({"task": task, "distance": int(d), "series": series, "seeds": len(g),
                      "accuracy [95%]": f"{iv.mean:.3f} [{iv.low:.3f}, {iv.high:.3f}]",
                      "per-seed range": f"{g['accuracy'].min():.3f}-{g['accuracy'].max():.3f}",
-                     "usage": f"{g['usage'].mean():.3f}", "chance": f"{chance:.4f}"})
+                     "usage": f"{g['usage'].mean():.3f}", "chance": f"{chance:.4f}",
+                     "phase 2 ran": (f"{int(g['phase2_ran'].astype(bool).sum())}/{len(g)}"
+                                     if series.startswith("Routed") else "")})
     return (pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n\nChance is each task's "
-            "stated level (its docstring in tasks/). For mqar it is a uniform guess among the sequence's own values; "
+            "stated level (its docstring in tasks/). 'phase 2 ran' counts the routed seeds whose phase 1 solved the "
+            "task; the others report their phase-1 result (the original's rule), which λ→0.1 and λ→0.5 share. For mqar it is a uniform guess among the sequence's own values; "
             "a model that has not learned which tokens are values scores below it (about 1/200 over the symbol range).")
 
 
