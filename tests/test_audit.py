@@ -46,6 +46,21 @@ def test_the_audit_writes_six_answers_from_its_own_run(tmp_path):
     assert len(pd.read_csv(run / ANALYSIS)) == 4 and len(pd.read_csv(run / CONTROLS)) == len(controls)
 
 
+def _audit_beside(tmp_path, source):
+    """Reproduce the source profile, then a one-cell audit under the same results folder; return
+    the source's run, the audit's run and its AUDIT.md text."""
+    own = dict(TINY, grid=[dict(TINY["grid"][0], models=["routed"], seeds=[0])])
+    for name, prof in (("source.json", source), ("a.json", own)):
+        (tmp_path / name).write_text(json.dumps(prof))
+    results = tmp_path / "r"
+    assert main(["reproduce", "--profile", str(tmp_path / "source.json"), "--results-dir", str(results),
+                 "--quiet"]) == 0
+    assert main(["audit", "--profile", str(tmp_path / "a.json"), "--results-dir", str(results), "--quiet"]) == 0
+    (source_run,) = RunStore.of_profile(results, source["name"], complete=True)
+    (audit_run,) = RunStore.of_profile(results, "tinyaudit", complete=True)
+    return source_run, audit_run, (audit_run.path / AUDIT).read_text()
+
+
 def test_the_audit_reads_the_mqar_mini_run(tmp_path):
     """A run of the profile named mqar-mini under the same results folder joins the audit: its
     routed models get their decision swaps and its table gets its own section."""
@@ -53,15 +68,7 @@ def test_the_audit_reads_the_mqar_mini_run(tmp_path):
             "test_sequences": 16, "save_models": True, "model": TINY["model"],
             "grid": [{"task": "mqar", "distances": [10], "task_params": {"n_pairs": 2, "n_queries": 1},
                       "models": ["attn", "routed"], "lambdas": [0.5], "seeds": [0]}]}
-    own = dict(TINY, grid=[dict(TINY["grid"][0], models=["routed"], seeds=[0])])
-    for name, prof in (("m.json", mqar), ("a.json", own)):
-        (tmp_path / name).write_text(json.dumps(prof))
-    results = tmp_path / "r"
-    assert main(["reproduce", "--profile", str(tmp_path / "m.json"), "--results-dir", str(results), "--quiet"]) == 0
-    assert main(["audit", "--profile", str(tmp_path / "a.json"), "--results-dir", str(results), "--quiet"]) == 0
-    (mqar_run,) = RunStore.of_profile(results, "mqar-mini", complete=True)
-    (audit_run,) = RunStore.of_profile(results, "tinyaudit", complete=True)
-    text = (audit_run.path / AUDIT).read_text()
+    mqar_run, audit_run, text = _audit_beside(tmp_path, mqar)
     assert f"mqar: `{mqar_run.path.name}` (complete, 2 cells)" in text
     assert f"## Shortcut-resistant recall at longer distances (mini tier, run `{mqar_run.path.name}`)" in text
     mqar_routed = set(mqar_run.runs().query("model == 'routed'")["config_hash"])
@@ -191,15 +198,7 @@ def test_the_audit_swaps_the_decisions_of_a_swaps_faithful_run(tmp_path):
              "test_sequences": 16, "save_models": True,
              "grid": [{"task": "assoc_recall", "distances": [14], "models": ["routed"], "lambdas": [0.5],
                        "seeds": [0]}]}
-    own = dict(TINY, grid=[dict(TINY["grid"][0], models=["routed"], seeds=[0])])
-    for name, prof in (("s.json", swaps), ("a.json", own)):
-        (tmp_path / name).write_text(json.dumps(prof))
-    results = tmp_path / "r"
-    assert main(["reproduce", "--profile", str(tmp_path / "s.json"), "--results-dir", str(results), "--quiet"]) == 0
-    assert main(["audit", "--profile", str(tmp_path / "a.json"), "--results-dir", str(results), "--quiet"]) == 0
-    (swaps_run,) = RunStore.of_profile(results, "swaps-faithful", complete=True)
-    (audit_run,) = RunStore.of_profile(results, "tinyaudit", complete=True)
-    text = (audit_run.path / AUDIT).read_text()
+    swaps_run, audit_run, text = _audit_beside(tmp_path, swaps)
     assert f"swaps: `{swaps_run.path.name}` (complete, 1 cells)" in text
     (key,) = swaps_run.runs()["config_hash"]
     controls = pd.read_csv(audit_run.path / CONTROLS)
