@@ -23,6 +23,14 @@ def test_faithful_protocol_values():
         p.lr = 1.0
 
 
+def test_the_long_protocol_differs_from_the_faithful_one_only_in_its_epoch_budgets():
+    long = get_protocol("long").to_dict()
+    faithful = FAITHFUL.to_dict()
+    assert {k for k in faithful if long[k] != faithful[k]} == {"name", "baseline_max_epochs", "phase1_max_epochs"}
+    assert (long["baseline_max_epochs"], long["phase1_max_epochs"]) == (6 * 30, 6 * 25)
+    assert long["phase2_epochs"] == 20  # the lambda ramp is the faithful one
+
+
 @pytest.mark.parametrize("T,bs", [(4, 32), (128, 32), (256, 32), (257, 24), (512, 24), (1024, 16),
                                   (2048, 8), (2049, 4), (4096, 4)])
 def test_batch_size_rule(T, bs):

@@ -100,6 +100,10 @@ PROTOCOLS: dict[str, Protocol] = {
                                  baseline_max_epochs=2, phase1_max_epochs=2, phase2_epochs=2),
 }
 PROTOCOLS["smoke-constant"] = dataclasses.replace(PROTOCOLS["smoke"], name="smoke-constant", schedule="constant")
+# a learnability probe, never a published claim's: the faithful rules with 6x the epoch budget of
+# baselines and phase 1 (phase 2, which sets the lambda ramp, unchanged). The faithful 30 epochs
+# are too few for the mini tier to learn mqar at all; this asks whether the task can be learned.
+PROTOCOLS["long"] = dataclasses.replace(FAITHFUL, name="long", baseline_max_epochs=180, phase1_max_epochs=150)
 # the faithful rules in faster numerics on a GPU: explicit, never the default, never a published claim's
 PROTOCOLS["faithful-tf32"] = dataclasses.replace(FAITHFUL, name="faithful-tf32", precision="tf32")
 PROTOCOLS["faithful-bf16"] = dataclasses.replace(FAITHFUL, name="faithful-bf16", precision="bf16")
