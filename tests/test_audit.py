@@ -7,7 +7,8 @@ import pytest
 
 from suite.cli import main
 from suite.commands.audit import (ANALYSIS, AUDIT, CONTROLS, analysis_from_rates, baseline_lines,
-                                  battery_table, faithful_swap_lines, point4, regret, usage_mode)
+                                  battery_table, budget_note, faithful_swap_lines, point4, regret,
+                                  usage_mode)
 from suite.judge.stats import t_interval, wilson
 from suite.run.store import RunStore
 
@@ -208,6 +209,20 @@ def test_the_audit_swaps_the_decisions_of_a_swaps_faithful_run(tmp_path):
     assert "faithful" in set(pd.read_csv(audit_run.path / "regret.csv")["tier"])
 
 
+def test_the_audit_reads_a_mqar_learnable_run_and_names_its_protocol(tmp_path):
+    learnable = {"name": "mqar-learnable", "description": "test", "decides_claims": False, "protocol": "smoke",
+                 "test_sequences": 16, "save_models": True, "model": TINY["model"],
+                 "grid": [{"task": "mqar", "distances": [6], "task_params": {"n_pairs": 2, "n_queries": 1},
+                           "models": ["routed"], "lambdas": [0.5], "seeds": [0]}]}
+    run, audit_run, text = _audit_beside(tmp_path, learnable)
+    assert f"mqar-learnable: `{run.path.name}` (complete, 1 cells)" in text
+    assert (f"## Can mqar be learned? (mini tier, smoke protocol: 2 baseline / 2 phase-1 epochs of 5 steps; run "
+            f"`{run.path.name}`)") in text
+    (key,) = run.runs()["config_hash"]
+    assert key in set(pd.read_csv(audit_run.path / CONTROLS)["config_hash"])
+    assert "smoke" in set(pd.read_csv(audit_run.path / "regret.csv")["protocol"])
+
+
 def test_the_shortcut_verdict_is_given_per_tier_with_its_counts(tmp_path):
     def c(control, acc, seed, tier):
         return {**_control(control, acc, 0.01, 100.0, seed=seed), "tier": tier, "config_hash": f"{tier}{seed}",
@@ -221,3 +236,19 @@ def test_the_shortcut_verdict_is_given_per_tier_with_its_counts(tmp_path):
         in text
     unsolved = controls.assign(accuracy=0.01)
     assert point4(unsolved, pd.DataFrame(), tmp_path)[0] == "NO SOLVED assoc_recall MODEL ANALYSED"
+    # a solved mqar group trained on a longer budget: its verdict joins, its line names the protocol
+    mqar = pd.DataFrame([{**c(ctl, acc, 0, "mini"), "task": "mqar", "distance": 8, "config_hash": "q",
+                          "protocol": "long"} for ctl, acc in (("learned", 0.98), ("last", 0.30))])
+    verdict, text = point4(pd.concat([controls, mqar], ignore_index=True), pd.DataFrame(), tmp_path)
+    assert verdict.endswith("; mqar: RESISTS THE SHORTCUT (the last positions fall short in 1 of 1 solved group)")
+    assert ("- mqar (mini, d=8, λ→0.5, 1 model, long protocol: 180 baseline / 150 phase-1 epochs of 100 steps): "
+            "learned 0.980, the same budget at the last positions 0.300") in text
+    shortcut = mqar.assign(accuracy=0.98)
+    assert point4(pd.concat([controls, shortcut]), pd.DataFrame(), tmp_path)[0].endswith("mqar: DOES NOT RESIST "
+                                                                                          "(the last positions fall short in 0 of 1 solved group)")
+
+
+def test_budget_note_names_only_protocols_off_the_faithful_budget():
+    assert budget_note(["faithful", "faithful-constant", "faithful-tf32", None]) == ""
+    assert budget_note(["long", "faithful"]) == ", long protocol: 180 baseline / 150 phase-1 epochs of 100 steps"
+    assert budget_note(["smoke"]) == ", smoke protocol: 2 baseline / 2 phase-1 epochs of 5 steps"

@@ -1,12 +1,14 @@
 """`python -m suite audit`: train the `audit` profile, swap the decisions of every routed model
 that kept its weights, and answer the original's questionable points in AUDIT.md.
 
-Five other runs feed it when they exist under the same results folder: the `headline` run (the
+Six other runs feed it when they exist under the same results folder: the `headline` run (the
 faithful Routed lambda->0.5 at 126 over 8 seeds), the `curriculum` run (faithful-constant at 126),
 the `battery-mini` run (the card's three tasks in the mini tier), the `mqar-mini` run
-(shortcut-resistant recall at 254 / 510 in the mini tier) and the `swaps-faithful` run (three
-headline cells retrained with their weights kept, for decision swaps at faithful size). Each paragraph of AUDIT.md
-names the run it reads, its tier and its seeds; whatever is missing is said to be missing.
+(shortcut-resistant recall at 254 / 510 in the mini tier), the `swaps-faithful` run (three
+headline cells retrained with their weights kept, for decision swaps at faithful size) and the
+`mqar-learnable` run (mqar at a short distance on a longer budget: models that did learn it).
+Each paragraph of AUDIT.md names the run it reads, its tier and its seeds, and any protocol other
+than the faithful budget; whatever is missing is said to be missing.
 """
 from __future__ import annotations
 
@@ -52,9 +54,9 @@ SUCCESS_ACCURACY = _HEADLINE.success.threshold
 MARGIN = 0.02
 #: the other runs the audit reads, by profile name
 SOURCES = {"headline": "headline", "curriculum": "curriculum", "battery": "battery-mini", "mqar": "mqar-mini",
-           "swaps": "swaps-faithful"}
+           "swaps": "swaps-faithful", "mqar-learnable": "mqar-learnable"}
 #: the sources whose cells join the audit's own (swaps, routing analysis, regret, maps)
-SWAP_SOURCES = ("battery", "mqar", "swaps")
+SWAP_SOURCES = ("battery", "mqar", "swaps", "mqar-learnable")
 
 
 # -- finding runs -----------------------------------------------------------------------------------
@@ -70,6 +72,30 @@ def newest_run(results_dir: Path, profile: str) -> RunStore | None:
 
 def tier(row) -> str:
     return "faithful" if bool(row.get("faithful_model")) else "mini"
+
+
+def budget_note(protocols) -> str:
+    """', <name> protocol (<b> / <p> epochs)' for each protocol among `protocols` whose epoch budget is
+    not the faithful one, so a row trained longer (or shorter) never reads as the original's."""
+    key = ("steps_per_epoch", "baseline_max_epochs", "phase1_max_epochs", "phase2_epochs")
+    faithful = tuple(getattr(FAITHFUL, k) for k in key)
+    off = []
+    for name in sorted({str(x) for x in protocols if isinstance(x, str) and x}):
+        p = get_protocol(name)
+        if tuple(getattr(p, k) for k in key) != faithful:
+            off.append(f"{name} protocol: {p.baseline_max_epochs} baseline / {p.phase1_max_epochs} phase-1 epochs "
+                       f"of {p.steps_per_epoch} steps")
+    return "".join(f", {o}" for o in off)
+
+
+def group_protocols(df: pd.DataFrame, **where) -> list:
+    """The protocol names of the rows matching `where` (none where the table has no protocol column)."""
+    if "protocol" not in df.columns or df.empty:
+        return []
+    mask = pd.Series(True, index=df.index)
+    for k, v in where.items():
+        mask &= df[k] == v
+    return list(df.loc[mask, "protocol"].unique())
 
 
 def router_of(row) -> str:
@@ -213,6 +239,8 @@ def regret(controls: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         row = {"task": task, "distance": int(distance), "tier": t, "router": router, "lambda_target": lam,
                "seeds": len(g), "learned_accuracy": mean["accuracy"], "learned_usage": mean["usage"],
                "learned_macs": mean["macs_forward_executed"]}
+        if "protocol" in g.columns:
+            row["protocol"] = "+".join(sorted(map(str, g["protocol"].unique())))
         if len(within):
             best = within.sort_values(["accuracy", "macs_forward_executed"], ascending=[False, True]).iloc[0]
             row.update({"best_control": best.name, "control_accuracy": best["accuracy"],
@@ -364,6 +392,11 @@ def shortcut_verdict(same: list[bool]) -> str:
     return "SHORTCUT CONFIRMED" if all(same) else "NOT CONFIRMED" if not any(same) else "PARTLY CONFIRMED"
 
 
+def resistance_verdict(short: list[bool]) -> str:
+    """mqar, solved groups: does the last-positions swap fall short of the learned router?"""
+    return "RESISTS THE SHORTCUT" if all(short) else "DOES NOT RESIST" if not any(short) else "PARTLY RESISTS"
+
+
 def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
            headline: pd.DataFrame | None = None) -> tuple[str, str]:
     if controls.empty:
@@ -377,7 +410,8 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
                 continue
             solved = r["learned"] >= SOLVED
             n = int(models.get((task, t, d, lam), 0))
-            lines.append(f"- {task} ({t}, d={d}, λ→{lam:g}, {plural(n, 'model')}): learned {r['learned']:.3f}, the "
+            note = budget_note(group_protocols(controls, task=task, tier=t, distance=d, lambda_target=lam))
+            lines.append(f"- {task} ({t}, d={d}, λ→{lam:g}, {plural(n, 'model')}{note}): learned {r['learned']:.3f}, the "
                          f"same budget at the "
                          f"last positions {r['last']:.3f}" + ("" if solved else " (the learned router did not solve "
                                                                             f"it: accuracy below {SOLVED})"))
@@ -403,17 +437,19 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
     if shortcut:
         verdict = "; ".join(f"{t}: {shortcut_verdict(v)} ({plural(len(v), 'group')}, {plural(counted[t], 'model')})"
                             for t, v in sorted(shortcut.items()))
-        if resistant and all(resistant) and all(all(v) for v in shortcut.values()):
-            verdict += "; mqar resists it"
     else:
         verdict = "NO SOLVED assoc_recall MODEL ANALYSED"
+    if resistant:
+        verdict += (f"; mqar: {resistance_verdict(resistant)} (the last positions fall short in {sum(resistant)} of "
+                    f"{plural(len(resistant), 'solved group')})")
     text = ("If routing every layer's budget to the last positions (decision swap 'last') does as well as the "
             "learned decisions, the learned router has found the task's positional shortcut, not key matching. "
             "mqar puts pairs and queries at random positions and draws keys and values from one range, so "
             "neither a position nor a token range gives the answer away. As in the original, no model has a "
             "positional encoding: AttnOnly has no direct way to tell which token sits right before a value (the "
             "routed model's conv branch does), and every cell trains for the faithful budget (baselines at most "
-            f"{FAITHFUL.baseline_max_epochs} epochs of {FAITHFUL.steps_per_epoch} steps). Only groups whose learned "
+            f"{FAITHFUL.baseline_max_epochs} epochs of {FAITHFUL.steps_per_epoch} steps) unless its line names "
+            "another protocol. Only groups whose learned "
             f"router solved the task (mean accuracy ≥ {SOLVED}) count toward the verdict"
             + (f" ({'; '.join(parts)})" if parts else "") + ".\n\n" + "\n".join(lines) + "\n\n"
             + "Every decision swap, mean accuracy over seeds (usage in brackets); 'oracle' is attention exactly at "
@@ -471,7 +507,8 @@ def baseline_lines(runs: pd.DataFrame, task: str) -> list[str]:
         said = "; ".join(f"{'AttnOnly' if m == 'attn' else 'ConvOnly'} {fmt_interval('accuracy', a)}"
                          for m, a in sorted(acc.items()))
         unlearned = "attn" in acc and acc["attn"].mean() < SOLVED
-        out.append(f"- {task} ({t}, d={int(d)}) baselines: {said}"
+        note = budget_note(g["protocol"]) if "protocol" in g.columns else ""
+        out.append(f"- {task} ({t}, d={int(d)}{note}) baselines: {said}"
                    + (f" — AttnOnly does not learn it here either (below {SOLVED}), so this group cannot "
                       "tell a shortcut from key matching" if unlearned else ""))
     return out
@@ -531,11 +568,12 @@ def point6(table: pd.DataFrame, controls: pd.DataFrame, runs: pd.DataFrame, out:
         return "NO DATA", "No learned routed model has been analysed yet."
     lines = []
     for r in table.itertuples():
+        note = budget_note(str(getattr(r, "protocol", "")).split("+"))
         if r.verdict == "NO CONTROL AT THIS BUDGET":
-            lines.append(f"- {r.task} ({r.tier}, d={r.distance}, λ→{r.lambda_target:g}, {plural(r.seeds, 'seed')}): no control "
-                         f"at or below usage {r.learned_usage:.4f}")
+            lines.append(f"- {r.task} ({r.tier}, d={r.distance}, λ→{r.lambda_target:g}, {plural(r.seeds, 'seed')}"
+                         f"{note}): no control at or below usage {r.learned_usage:.4f}")
             continue
-        lines.append(f"- {r.task} ({r.tier}, d={r.distance}, λ→{r.lambda_target:g}, {plural(r.seeds, 'seed')}): learned "
+        lines.append(f"- {r.task} ({r.tier}, d={r.distance}, λ→{r.lambda_target:g}, {plural(r.seeds, 'seed')}{note}): learned "
                      f"accuracy {r.learned_accuracy:.3f} at usage {r.learned_usage:.4f} and "
                      f"{r.learned_macs / 1e6:.2f} MMAC; best control '{r.best_control}' {r.control_accuracy:.3f} at "
                      f"usage {r.control_usage:.4f} and {r.control_macs / 1e6:.2f} MMAC: regret "
@@ -701,6 +739,11 @@ def write_audit(store: RunStore, results_dir: Path) -> Path:
     if found["mqar"] is not None:
         lines += [f"## Shortcut-resistant recall at longer distances (mini tier, run `{found['mqar'].path.name}`)", "",
                   battery_table(found["mqar"].runs(), "The mqar-mini run"), ""]
+    if found["mqar-learnable"] is not None:
+        learnable = found["mqar-learnable"]
+        note = budget_note(learnable.runs()["protocol"]) if len(learnable.runs()) else ""
+        lines += [f"## Can mqar be learned? (mini tier{note}; run `{learnable.path.name}`)", "",
+                  battery_table(learnable.runs(), "The mqar-learnable run"), ""]
     if len(table):
         lines += ["## Router regret table (regret.csv)", "", table.to_markdown(index=False, floatfmt=".4g"), ""]
     lines += ["## Files", "", f"`{CONTROLS}` (decision swaps per model), `{ANALYSIS}` (per-layer usage, precision and "
