@@ -92,6 +92,11 @@ def test_the_mqar_baselines_say_when_attnonly_does_not_learn_the_task_either():
     assert "ConvOnly 0.0060" in lines[0] and "AttnOnly does not learn it here either" in lines[0]
     assert lines[1].startswith("- mqar (mini, d=254) baselines: AttnOnly 0.9800 [")
     assert "does not learn" not in lines[1]
+    # where a routed seed solved it, an unlearned AttnOnly says so instead of 'cannot tell'
+    solved = baseline_lines(runs, "mqar", {(126, "mini"): (2, 3), (254, "mini"): (1, 3)})
+    assert solved[0].endswith("— AttnOnly does not learn it in this budget (below 0.9); the routed model does in 2 "
+                              "of 3 seeds")
+    assert solved[1] == lines[1]
 
 
 def _control(control, acc, usage, macs, seed=0):
@@ -223,6 +228,23 @@ def test_the_audit_reads_a_mqar_learnable_run_and_names_its_protocol(tmp_path):
     assert "smoke" in set(pd.read_csv(audit_run.path / "regret.csv")["protocol"])
 
 
+def test_the_audit_reads_a_mqar_controls_run_as_trained_from_scratch_controls(tmp_path):
+    """Fixed routers trained on mqar join point 4 as scratch controls with their protocol named; they
+    get a routing analysis but no decision swaps (they learned no decisions to swap)."""
+    learnable = {"name": "mqar-controls", "description": "test", "decides_claims": False, "protocol": "smoke",
+                 "test_sequences": 16, "save_models": True, "model": TINY["model"],
+                 "grid": [{"task": "mqar", "distances": [6], "task_params": {"n_pairs": 2, "n_queries": 1},
+                           "models": ["routed"], "lambdas": [0.5], "seeds": [0], "model": {"router": "last"}}]}
+    run, audit_run, text = _audit_beside(tmp_path, learnable)
+    assert f"mqar-controls: `{run.path.name}` (complete, 1 cells)" in text
+    assert ("- mqar (mini, d=6, smoke protocol: 2 baseline / 2 phase-1 epochs of 5 steps) last router trained "
+            "from scratch: accuracy ") in text
+    (key,) = run.runs()["config_hash"]
+    assert key not in set(pd.read_csv(audit_run.path / CONTROLS)["config_hash"])
+    analysis = pd.read_csv(audit_run.path / ANALYSIS)
+    assert analysis.loc[analysis["config_hash"] == key, "router"].tolist() == ["last"]
+
+
 def test_the_shortcut_verdict_is_given_per_tier_with_its_counts(tmp_path):
     def c(control, acc, seed, tier):
         return {**_control(control, acc, 0.01, 100.0, seed=seed), "tier": tier, "config_hash": f"{tier}{seed}",
@@ -240,12 +262,21 @@ def test_the_shortcut_verdict_is_given_per_tier_with_its_counts(tmp_path):
     mqar = pd.DataFrame([{**c(ctl, acc, 0, "mini"), "task": "mqar", "distance": 8, "config_hash": "q",
                           "protocol": "long"} for ctl, acc in (("learned", 0.98), ("last", 0.30))])
     verdict, text = point4(pd.concat([controls, mqar], ignore_index=True), pd.DataFrame(), tmp_path)
-    assert verdict.endswith("; mqar: RESISTS THE SHORTCUT (the last positions fall short in 1 of 1 solved group)")
+    assert verdict.endswith("; mqar: RESISTS THE SHORTCUT (the last positions fall short in 1 of 1 solved model)")
     assert ("- mqar (mini, d=8, λ→0.5, 1 model, long protocol: 180 baseline / 150 phase-1 epochs of 100 steps): "
-            "learned 0.980, the same budget at the last positions 0.300") in text
+            "learned 0.980, the same budget at the last positions 0.300\n") in text
+    assert ("- mqar (mini, d=8, λ→0.5, seed 0, long protocol: 180 baseline / 150 phase-1 epochs of 100 steps; "
+            "usage 0.0100, solved): learned 0.980, last 0.300") in text
     shortcut = mqar.assign(accuracy=0.98)
     assert point4(pd.concat([controls, shortcut]), pd.DataFrame(), tmp_path)[0].endswith("mqar: DOES NOT RESIST "
-                                                                                          "(the last positions fall short in 0 of 1 solved group)")
+                                                                                          "(the last positions fall short in 0 of 1 solved model)")
+    # bimodal mqar seeds: a group mean below the bar still counts its solved models, one by one
+    unsolved = mqar.assign(config_hash="r", seed=1, accuracy=[0.26, 0.25])
+    verdict, text = point4(pd.concat([controls, mqar, unsolved], ignore_index=True), pd.DataFrame(), tmp_path)
+    assert verdict.endswith("; mqar: RESISTS THE SHORTCUT (the last positions fall short in 1 of 1 solved model)")
+    assert ("learned 0.620, the same budget at the last positions 0.275 (mean accuracy below 0.9: 1 of 2 seeds "
+            "solved it, each listed below)") in text
+    assert "seed 0, long protocol" in text and "seed 1, long protocol" not in text
 
 
 def test_budget_note_names_only_protocols_off_the_faithful_budget():

@@ -1,12 +1,13 @@
 """`python -m suite audit`: train the `audit` profile, swap the decisions of every routed model
 that kept its weights, and answer the original's questionable points in AUDIT.md.
 
-Six other runs feed it when they exist under the same results folder: the `headline` run (the
+Seven other runs feed it when they exist under the same results folder: the `headline` run (the
 faithful Routed lambda->0.5 at 126 over 8 seeds), the `curriculum` run (faithful-constant at 126),
 the `battery-mini` run (the card's three tasks in the mini tier), the `mqar-mini` run
 (shortcut-resistant recall at 254 / 510 in the mini tier), the `swaps-faithful` run (three
 headline cells retrained with their weights kept, for decision swaps at faithful size) and the
-`mqar-learnable` run (mqar at a short distance on a longer budget: models that did learn it).
+`mqar-learnable` run (mqar at a short distance on a longer budget: models that did learn it) and
+the `mqar-controls` run (the fixed routers trained from scratch in that same setting).
 Each paragraph of AUDIT.md names the run it reads, its tier and its seeds, and any protocol other
 than the faithful budget; whatever is missing is said to be missing.
 """
@@ -54,9 +55,9 @@ SUCCESS_ACCURACY = _HEADLINE.success.threshold
 MARGIN = 0.02
 #: the other runs the audit reads, by profile name
 SOURCES = {"headline": "headline", "curriculum": "curriculum", "battery": "battery-mini", "mqar": "mqar-mini",
-           "swaps": "swaps-faithful", "mqar-learnable": "mqar-learnable"}
+           "swaps": "swaps-faithful", "mqar-learnable": "mqar-learnable", "mqar-controls": "mqar-controls"}
 #: the sources whose cells join the audit's own (swaps, routing analysis, regret, maps)
-SWAP_SOURCES = ("battery", "mqar", "swaps", "mqar-learnable")
+SWAP_SOURCES = ("battery", "mqar", "swaps", "mqar-learnable", "mqar-controls")
 
 
 # -- finding runs -----------------------------------------------------------------------------------
@@ -401,7 +402,7 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
            headline: pd.DataFrame | None = None) -> tuple[str, str]:
     if controls.empty:
         return "NO DATA", "No routed model with kept weights has been analysed yet."
-    lines, shortcut, resistant, counted = [], {}, [], {}
+    lines, shortcut, counted = [], {}, {}
     models = controls[controls["control"] == "learned"].groupby(["task", "tier", "distance", "lambda_target"]).size()
     for task in ("assoc_recall", "mqar"):
         s = control_summary(controls, task, "last")
@@ -411,29 +412,32 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
             solved = r["learned"] >= SOLVED
             n = int(models.get((task, t, d, lam), 0))
             note = budget_note(group_protocols(controls, task=task, tier=t, distance=d, lambda_target=lam))
+            learned = controls[(controls["task"] == task) & (controls["tier"] == t) & (controls["distance"] == d)
+                               & (controls["lambda_target"] == lam) & (controls["control"] == "learned")]
+            k = int((learned["accuracy"] >= SOLVED).sum())
+            why = ("" if solved else f" (the learned router did not solve it: accuracy below {SOLVED})" if not k else
+                   f" (mean accuracy below {SOLVED}: {k} of {plural(n, 'seed')} solved it, "
+                   + ("each listed below)" if task == "mqar" else "the group does not count)"))
             lines.append(f"- {task} ({t}, d={d}, λ→{lam:g}, {plural(n, 'model')}{note}): learned {r['learned']:.3f}, the "
-                         f"same budget at the "
-                         f"last positions {r['last']:.3f}" + ("" if solved else " (the learned router did not solve "
-                                                                            f"it: accuracy below {SOLVED})"))
-            if solved:
-                same = r["last"] >= r["learned"] - MARGIN
-                if task == "assoc_recall":
-                    shortcut.setdefault(t, []).append(same)
-                    counted[t] = counted.get(t, 0) + n
-                else:
-                    resistant.append(not same)
+                         f"same budget at the last positions {r['last']:.3f}" + why)
+            if solved and task == "assoc_recall":
+                shortcut.setdefault(t, []).append(r["last"] >= r["learned"] - MARGIN)
+                counted[t] = counted.get(t, 0) + n
+    mqar_lines, resistant, solved_seeds = mqar_model_lines(controls)
     lines += faithful_swap_lines(controls, headline if headline is not None else pd.DataFrame())
-    lines += baseline_lines(runs, "mqar")
+    lines += mqar_lines
+    lines += baseline_lines(runs, "mqar", solved_seeds)
     scratch = scratch_controls(runs)
     if len(scratch):
-        for (task, d, t, ctl), g in scratch.groupby(["task", "distance", "tier", "control"]):
-            lines.append(f"- {task} ({t}, d={d}) {ctl} router trained from scratch: accuracy "
+        for (task, d, t, ctl), g in scratch.groupby(["task", "distance", "tier", "router"]):
+            note = budget_note(g["protocol"]) if "protocol" in g.columns else ""
+            lines.append(f"- {task} ({t}, d={d}{note}) {ctl} router trained from scratch: accuracy "
                          f"{fmt_interval('accuracy', g['accuracy'])}, usage {g['usage'].mean():.4f}")
     parts = [f"assoc_recall, {t}: the last positions match the learned router in {sum(v)} of {len(v)} solved groups"
              for t, v in sorted(shortcut.items())]
     if resistant:
         parts.append(f"mqar: the last positions fall short of the learned router in {sum(resistant)} of "
-                     f"{len(resistant)} solved groups")
+                     f"{plural(len(resistant), 'solved model')}")
     if shortcut:
         verdict = "; ".join(f"{t}: {shortcut_verdict(v)} ({plural(len(v), 'group')}, {plural(counted[t], 'model')})"
                             for t, v in sorted(shortcut.items()))
@@ -441,7 +445,7 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
         verdict = "NO SOLVED assoc_recall MODEL ANALYSED"
     if resistant:
         verdict += (f"; mqar: {resistance_verdict(resistant)} (the last positions fall short in {sum(resistant)} of "
-                    f"{plural(len(resistant), 'solved group')})")
+                    f"{plural(len(resistant), 'solved model')})")
     text = ("If routing every layer's budget to the last positions (decision swap 'last') does as well as the "
             "learned decisions, the learned router has found the task's positional shortcut, not key matching. "
             "mqar puts pairs and queries at random positions and draws keys and values from one range, so "
@@ -450,7 +454,9 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
             "routed model's conv branch does), and every cell trains for the faithful budget (baselines at most "
             f"{FAITHFUL.baseline_max_epochs} epochs of {FAITHFUL.steps_per_epoch} steps) unless its line names "
             "another protocol. Only groups whose learned "
-            f"router solved the task (mean accuracy ≥ {SOLVED}) count toward the verdict"
+            f"router solved the task (mean accuracy ≥ {SOLVED}) count toward the verdict; for mqar, whose seeds "
+            "either learn it or stay near chance, every model that solved it (accuracy ≥ "
+            f"{SOLVED}) counts, each with its own swaps"
             + (f" ({'; '.join(parts)})" if parts else "") + ".\n\n" + "\n".join(lines) + "\n\n"
             + "Every decision swap, mean accuracy over seeds (usage in brackets); 'oracle' is attention exactly at "
             "each row's scored positions in every layer, which is not an upper bound once a model has several "
@@ -493,9 +499,39 @@ def faithful_swap_lines(controls: pd.DataFrame, headline: pd.DataFrame) -> list[
     return out
 
 
-def baseline_lines(runs: pd.DataFrame, task: str) -> list[str]:
+def mqar_model_lines(controls: pd.DataFrame) -> tuple[list[str], list[bool], dict]:
+    """Every mqar model whose learned router solved it, with all its swaps: its seeds are bimodal (a seed
+    learns the task or stays near chance), so a group mean hides the solved ones. Returns the lines, per
+    solved model whether the last positions fall short of it, and per (distance, tier) the solved and
+    analysed seed counts."""
+    c = controls[controls["task"] == "mqar"] if len(controls) else controls
+    lines, short, seeds = [], [], {}
+    if c.empty:
+        return lines, short, seeds
+    for (key, seed), g in c.groupby(["config_hash", "seed"]):
+        acc = g.set_index("control")["accuracy"]
+        mine = g[g["control"] == "learned"]
+        if mine.empty:
+            continue
+        mine = mine.iloc[0]
+        place = (int(mine["distance"]), mine["tier"])
+        solved, total = seeds.get(place, (0, 0))
+        ok = acc["learned"] >= SOLVED
+        seeds[place] = (solved + ok, total + 1)
+        if not ok or "last" not in acc:
+            continue
+        short.append(bool(acc["last"] < acc["learned"] - MARGIN))
+        note = budget_note(g["protocol"]) if "protocol" in g.columns else ""
+        lines.append(f"- mqar ({mine['tier']}, d={place[0]}, λ→{mine['lambda_target']:g}, seed {int(seed)}{note}; "
+                     f"usage {mine['usage']:.4f}, solved): "
+                     + ", ".join(f"{k} {acc[k]:.3f}" for k in ("learned",) + SWAPS if k in acc))
+    return lines, short, seeds
+
+
+def baseline_lines(runs: pd.DataFrame, task: str, solved_seeds: dict | None = None) -> list[str]:
     """The task's AttnOnly and ConvOnly cells per (distance, tier): if AttnOnly does not learn it
-    either, an unsolved learned router says nothing about shortcuts there."""
+    either, an unsolved learned router says nothing about shortcuts there. `solved_seeds` maps
+    (distance, tier) to the routed seeds that solved it and those analysed."""
     r = ok_rows(runs)
     if r.empty:
         return []
@@ -508,9 +544,14 @@ def baseline_lines(runs: pd.DataFrame, task: str) -> list[str]:
                          for m, a in sorted(acc.items()))
         unlearned = "attn" in acc and acc["attn"].mean() < SOLVED
         note = budget_note(g["protocol"]) if "protocol" in g.columns else ""
-        out.append(f"- {task} ({t}, d={int(d)}{note}) baselines: {said}"
-                   + (f" — AttnOnly does not learn it here either (below {SOLVED}), so this group cannot "
-                      "tell a shortcut from key matching" if unlearned else ""))
+        k, n = (solved_seeds or {}).get((int(d), t), (0, 0))
+        if unlearned and k:
+            said += (f" — AttnOnly does not learn it in this budget (below {SOLVED}); the routed model does in {k} "
+                     f"of {plural(n, 'seed')}")
+        elif unlearned:
+            said += (f" — AttnOnly does not learn it here either (below {SOLVED}), so this group cannot tell a "
+                     "shortcut from key matching")
+        out.append(f"- {task} ({t}, d={int(d)}{note}) baselines: {said}")
     return out
 
 
