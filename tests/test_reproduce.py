@@ -158,3 +158,19 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     assert main(["reproduce", "--profile", "smoke", "--results-dir", str(tmp_path / "r"), "--dry-run"]) == 0
     assert "Estimated duration" in capsys.readouterr().out
     assert not (tmp_path / "r").exists()
+
+
+def test_the_plan_keeps_its_columns_for_long_cell_names():
+    """Cells with router kwargs have long names; the epochs and minutes columns must still line up."""
+    import torch
+
+    from suite.commands.reproduce import plan_text
+    from suite.run.profiles import load_profile
+    profile = load_profile("mqar-controls")
+    text = plan_text(profile, torch.device("cpu"), [60.0] * len(profile.cells), set())
+    rows = text.splitlines()
+    head = next(i for i, line in enumerate(rows) if line.lstrip().startswith("#  cell"))
+    table = rows[head:head + 1 + len(profile.cells)]
+    assert max(len(c.describe()) for c in profile.cells) > 62  # the case this test is about
+    assert len({len(line) for line in table}) == 1
+    assert {line.index(" 170 ") for line in table[1:]} == {table[0].index("max epochs") + 6}

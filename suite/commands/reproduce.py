@@ -121,11 +121,12 @@ def plan_text(profile: Profile, device: torch.device, bounds: list[float | None]
     for cut in profile.cuts:
         lines.append(f"CUT: {cut}")
     lines.append("")
-    lines.append(f"{'#':>3}  {'cell':<62} {'max epochs':>10} {'<= min':>8}")
+    width = max([62] + [len(c.describe()) for c in profile.cells])
+    lines.append(f"{'#':>3}  {'cell':<{width}} {'max epochs':>10} {'<= min':>8}")
     for i, (cell, b) in enumerate(zip(profile.cells, bounds), 1):
         minutes = f"{b / 60:>8.1f}" if b is not None else f"{'-':>8}"
         mark = "  (stored)" if cell.config_hash(profile.test_sequences) in done else ""
-        lines.append(f"{i:>3}  {cell.describe():<62} {max_epochs(cell):>10} {minutes}{mark}")
+        lines.append(f"{i:>3}  {cell.describe():<{width}} {max_epochs(cell):>10} {minutes}{mark}")
     todo = sum(b for c, b in zip(profile.cells, bounds) if c.config_hash(profile.test_sequences) not in done)
     lines.append("")
     bound = f"{todo / 60:.0f} min" if todo >= 60 else f"{todo:.0f} s"
