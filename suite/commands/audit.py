@@ -403,7 +403,10 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
     if controls.empty:
         return "NO DATA", "No routed model with kept weights has been analysed yet."
     lines, shortcut, counted = [], {}, {}
-    models = controls[controls["control"] == "learned"].groupby(["task", "tier", "distance", "lambda_target"]).size()
+    learned = controls[controls["control"] == "learned"]
+    keys = ["task", "tier", "distance", "lambda_target"]
+    models = learned.groupby(keys).size()
+    solved_models = learned[learned["accuracy"] >= SOLVED].groupby(keys).size()
     for task in ("assoc_recall", "mqar"):
         s = control_summary(controls, task, "last")
         for (t, d, lam), r in s.iterrows():
@@ -412,9 +415,7 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
             solved = r["learned"] >= SOLVED
             n = int(models.get((task, t, d, lam), 0))
             note = budget_note(group_protocols(controls, task=task, tier=t, distance=d, lambda_target=lam))
-            learned = controls[(controls["task"] == task) & (controls["tier"] == t) & (controls["distance"] == d)
-                               & (controls["lambda_target"] == lam) & (controls["control"] == "learned")]
-            k = int((learned["accuracy"] >= SOLVED).sum())
+            k = int(solved_models.get((task, t, d, lam), 0))
             why = ("" if solved else f" (the learned router did not solve it: accuracy below {SOLVED})" if not k else
                    f" (mean accuracy below {SOLVED}: {k} of {plural(n, 'seed')} solved it, "
                    + ("each listed below)" if task == "mqar" else "the group does not count)"))
@@ -466,6 +467,11 @@ def point4(controls: pd.DataFrame, runs: pd.DataFrame, out: Path,
     return verdict, text
 
 
+def swap_accuracies(acc: pd.Series) -> str:
+    """One model's accuracy under its own decisions and under each swap it has, in a fixed order."""
+    return ", ".join(f"{k} {acc[k]:.3f}" for k in ("learned",) + SWAPS if k in acc)
+
+
 def usage_mode(usage: float, per_layer) -> str:
     """The headline's three outcomes: the published usage, one whole layer, or positions spread."""
     if usage <= PUBLISHED_USAGE:
@@ -488,7 +494,7 @@ def faithful_swap_lines(controls: pd.DataFrame, headline: pd.DataFrame) -> list[
         per_layer = json.loads(mine["usage_per_layer"])
         line = (f"- faithful assoc_recall d={int(mine['distance'])} λ→{mine['lambda_target']:g}, seed {int(seed)} "
                 f"(usage {mine['usage']:.4f}, {usage_mode(mine['usage'], per_layer)}): "
-                + ", ".join(f"{k} {acc[k]:.3f}" for k in ("learned",) + SWAPS if k in acc))
+                + swap_accuracies(acc))
         if key in old.index:
             h = old.loc[key]
             same = usage_mode(h["usage"], json.loads(h["usage_per_layer"])) == usage_mode(mine["usage"], per_layer)
@@ -524,7 +530,7 @@ def mqar_model_lines(controls: pd.DataFrame) -> tuple[list[str], list[bool], dic
         note = budget_note(g["protocol"]) if "protocol" in g.columns else ""
         lines.append(f"- mqar ({mine['tier']}, d={place[0]}, λ→{mine['lambda_target']:g}, seed {int(seed)}{note}; "
                      f"usage {mine['usage']:.4f}, solved): "
-                     + ", ".join(f"{k} {acc[k]:.3f}" for k in ("learned",) + SWAPS if k in acc))
+                     + swap_accuracies(acc))
     return lines, short, seeds
 
 
