@@ -163,6 +163,7 @@ def cell_columns(cell: Cell, profile: Profile, env: dict, run_id: str) -> dict:
         "protocol": cell.protocol, "protocol_hash": protocol.digest(), "epoch_cap": cell.epoch_cap,
         "cuts": " | ".join(profile.cuts), "profile": profile.name,
         "model_config": json.dumps(cell.model_overrides, sort_keys=True), "faithful_model": cell.faithful_model,
+        "tier": cell.tier,
         "router": cfg.router if cell.model == "routed" else "",
         "router_kwargs": json.dumps(cfg.router_kwargs, sort_keys=True) if cell.model == "routed" else "",
         "router_source_hash": cell.router_source_hash(), "precision": protocol.precision,

@@ -14,7 +14,7 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from suite.run.store import atomic_file
+from suite.core.io import atomic_file
 
 SINGLE_COLUMN_IN = 3.3
 DOUBLE_COLUMN_IN = 6.9

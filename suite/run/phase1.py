@@ -20,7 +20,7 @@ from tasks import Task
 
 from suite.errors import ConfigError
 from suite.run.protocol import Protocol
-from suite.run.store import atomic_file
+from suite.core.io import atomic_file
 
 #: bump when what a checkpoint holds or what phase 1 does changes: old checkpoints then never match
 FORMAT = 1

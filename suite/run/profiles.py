@@ -23,6 +23,7 @@ from tasks import TASKS, Task, TaskConfigError, make_task
 
 from suite.errors import ConfigError, one_line, parse
 from suite.run.protocol import PROTOCOLS, Protocol, get_protocol
+from suite.schema.rows import FAITHFUL_SIZE
 from suite.schema.bounds import Distance, EpochCap, Lambda, Name, Seed, TestSequences
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
@@ -99,6 +100,12 @@ class Cell:
     @property
     def faithful_model(self) -> bool:
         return self.model_config() == ModelConfig()
+
+    @property
+    def tier(self) -> str:
+        """'faithful' at the original's model size (whatever the router), else 'mini'."""
+        cfg = self.model_config()
+        return "faithful" if all(getattr(cfg, f) == v for f, v in FAITHFUL_SIZE.items()) else "mini"
 
     def router_source_hash(self) -> str | None:
         """Hash of a plugin router's source file (None for built-ins and models without a router):

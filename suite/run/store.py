@@ -5,12 +5,10 @@ as cells finish, so an interrupted run loses at most the cell in progress.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pandas as pd
 import torch
 
 from suite import __version__
+from suite.core.io import atomic_file, atomic_write, write_csv  # noqa: F401 (the store's writers)
 from suite.errors import ConfigError
 from suite.schema.bounds import NAME_PATTERN
 from suite.schema.rows import read_runs, validate_row
@@ -31,42 +30,6 @@ SUPERSEDED = "superseded"
 MODELS = "models"
 #: per-cell tables written beside runs.csv, keyed by config_hash
 CELL_TABLES = (HISTORY, ROUTING)
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path, mode: str = "w"):
-    """A file object whose content appears at `path` whole when the block ends, or not at all."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
-    with atomic_file(path) as f:
-        f.write(text)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_csv(path: Path, df: pd.DataFrame) -> None:
-    buf = io.StringIO()
-    df.to_csv(buf, index=False)
-    atomic_write(path, buf.getvalue())
 
 
 #: hashes are hex strings; never let pandas guess an all-digit one into an integer

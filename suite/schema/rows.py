@@ -13,9 +13,14 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from baselines import ModelConfig
+
 from suite.errors import ConfigError
 
 STATUSES = ("ok", "failed")
+TIERS = ("faithful", "mini")
+#: the original's model size (baselines' ModelConfig defaults): a row at it is tier 'faithful'
+FAITHFUL_SIZE = {f: getattr(ModelConfig(), f) for f in ("d_model", "n_layers", "n_heads", "kernel_size")}
 LAYER_COLUMN = re.compile(r"^usage_layer_\d+$")
 
 
@@ -41,7 +46,8 @@ class RunRow(BaseModel):
     cuts: str = ""
     profile: str
     model_config_json: str | None = None  # placeholder, see COLUMN_ALIASES
-    faithful_model: bool
+    faithful_model: bool                  # the original's model, router included (decides claims)
+    tier: str | None = None               # 'faithful' (the original's size, any router) or 'mini'; see tier_of
     router: str | None = None             # routed: built-in name or 'package.module:Class'
     router_kwargs: str | None = None      # JSON
     router_source_hash: str | None = None # a plugin's source file, hashed (also in config_hash)
@@ -96,7 +102,6 @@ class RunRow(BaseModel):
 #: runs.csv calls it model_config; pydantic reserves that name, so the record field is renamed
 COLUMN_ALIASES = {"model_config_json": "model_config"}
 _FIELDS = {COLUMN_ALIASES.get(k, k): f for k, f in RunRow.model_fields.items()}
-_KIND = {int: "Int64", float: "float64", bool: "boolean", str: "string"}
 
 
 def _kind(annotation) -> type:
@@ -124,6 +129,8 @@ def validate_row(row: dict) -> dict:
         raise ValueError(f"run row: unknown column '{unknown[0]}' (add it to suite/schema/rows.py)")
     data = {({v: k for k, v in COLUMN_ALIASES.items()}.get(k, k)): v for k, v in row.items()}
     RunRow.model_validate(data)
+    if row.get("tier") not in (None, *TIERS):
+        raise ValueError(f"run row: tier must be one of {TIERS}, got {row.get('tier')!r}")
     if row.get("status", "ok") not in STATUSES:
         raise ValueError(f"run row: status must be one of {STATUSES}, got {row.get('status')!r}")
     return row
@@ -161,10 +168,24 @@ def read_runs(path) -> pd.DataFrame:
                 df[col] = pd.to_numeric(df[col], errors="raise")
         except (ValueError, TypeError):
             raise ConfigError(f"runs.csv: column '{col}' of '{path}' is not numeric") from None
+    df["tier"] = tier_of(df)
     for col in ("distance", "seed"):
         if df[col].isna().any():
             raise ConfigError(f"runs.csv: row {int(df[col].isna().idxmax()) + 2} of '{path}' has no {col}")
     return df
+
+
+def tier_of(df: pd.DataFrame) -> pd.Series:
+    """The tier of each row: the written column where present, else read off the model size (rows
+    written before the column existed). Size, not `faithful_model`: a full-size model with a fixed
+    router (a control) is tier 'faithful' though it is not the original model."""
+    by_size = pd.Series(True, index=df.index)
+    for f, v in FAITHFUL_SIZE.items():
+        by_size &= pd.to_numeric(df[f], errors="coerce") == v
+    derived = by_size.map({True: "faithful", False: "mini"})
+    if "tier" not in df.columns:
+        return derived.astype("string")
+    return df["tier"].where(df["tier"].notna(), derived).astype("string")
 
 
 def _as_bool(v):
