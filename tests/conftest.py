@@ -16,3 +16,14 @@ def _torch_threads():
     # long training job
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 2))
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="fvcore")
+
+
+@pytest.fixture(autouse=True)
+def _test_mode(request, monkeypatch):
+    """Tests check rows and verdicts, not pictures: a run's report draws no figures unless the test
+    is marked `figures` (it then checks them), and a latency reading is timed once, not 7 times."""
+    import suite.compute.readings as readings
+    import suite.report.run_report as run_report
+    monkeypatch.setattr(readings, "LATENCY_REPEATS", 1)
+    if request.node.get_closest_marker("figures") is None:
+        monkeypatch.setattr(run_report, "render_figures", lambda *a, **k: [])

@@ -20,7 +20,8 @@ def test_models_csv(capsys):
 def test_tasks_lists_every_task(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    assert all(n in out for n in ("assoc_recall", "copy", "induction_heads"))
+    listed = [line.split()[0] for line in out.splitlines()[1:]]
+    assert listed == ["assoc_recall", "copy", "induction_heads", "mqar"]
 
 
 TRAIN = ["train", "--task", "assoc_recall", "--distance", "10", "--model"]
@@ -124,7 +125,7 @@ def test_memory_estimate_stops_before_allocating(monkeypatch, capsys):
 
 def test_memory_estimate_bounds_the_real_parameter_count():
     from baselines import ModelConfig, build_model, count_params
-    from suite.run.memory import param_count, training_bytes
+    from suite.compute.memory import param_count, training_bytes
     for name in ("attn", "conv", "routed"):
         assert param_count(name, ModelConfig()) == count_params(build_model(name))
     small, big = training_bytes("routed", ModelConfig(), 128, 32), training_bytes("routed", ModelConfig(), 512, 24)

@@ -319,8 +319,8 @@ def test_the_smoke_profile_gives_the_same_rows_under_every_executor(tmp_path, ex
 
 def test_the_memory_check_counts_the_cells_that_share_the_device(tmp_path, monkeypatch, capsys):
     """Two workers on one machine each hold a cell: the profile must fit twice."""
-    import suite.run.memory as memory
-    from suite.commands.reproduce import check_profile_fits
+    import suite.compute.memory as memory
+    from suite.run.plan import check_profile_fits
     from suite.run.profiles import load_profile
     smoke = load_profile("smoke")
     need = max(memory.training_bytes(c.model, c.model_config(), c.build_task().seq_len,
@@ -331,7 +331,7 @@ def test_the_memory_check_counts_the_cells_that_share_the_device(tmp_path, monke
     from suite.errors import ConfigError
     with pytest.raises(ConfigError, match="x 2 cells at once"):
         check_profile_fits(smoke, "cpu", 2)
-    monkeypatch.setattr("suite.run.memory.available_bytes", lambda device: int(need * 1.5))
+    monkeypatch.setattr("suite.compute.memory.available_bytes", lambda device: int(need * 1.5))
     assert main(["reproduce", "--profile", "smoke", "--results-dir", str(tmp_path / "r"), "--quiet",
                  "--executor", "processes", "--workers", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

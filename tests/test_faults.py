@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-import suite.commands.reproduce as rep
+import suite.report.run_report as rep
+import suite.run.cell as cellmod
 import suite.run.provenance as provenance
 import suite.run.trainer as trainer
 from baselines import ModelConfig
@@ -36,7 +37,7 @@ def only_run(tmp_path) -> Path:
 def forbid_training(monkeypatch):
     def run_cell(*a, **k):
         raise AssertionError("a cell was trained")
-    monkeypatch.setattr(rep, "run_cell", run_cell)
+    monkeypatch.setattr(cellmod, "run_cell", run_cell)
 
 
 def poison(monkeypatch, model: str, seed: int):
@@ -113,7 +114,7 @@ def test_an_interrupted_report_is_finished_by_a_plain_rerun_without_training(tmp
 def interrupt_first_cell(monkeypatch):
     def run_cell(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(rep, "run_cell", run_cell)
+    monkeypatch.setattr(cellmod, "run_cell", run_cell)
 
 
 def test_the_ctrl_c_hint_names_a_non_default_results_dir(tmp_path, monkeypatch, capsys):

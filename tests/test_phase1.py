@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from baselines import ModelConfig
-from suite.commands.reproduce import run_cell
+from suite.run.cell import run_cell
 from suite.errors import ConfigError
 from suite.run import phase1 as phase1_mod
 from suite.run.phase1 import cell_phase1_key, phase1_key, phase1_savings
@@ -129,7 +129,7 @@ def test_run_cell_rows_of_a_fork_equal_the_rows_without_one(tmp_path, monkeypatc
     timing = {"seconds", "finished_at", "phase1_reused", "savings_latency", "latency_ms_model", "latency_ms_attn"}
 
     def strip(out):
-        row, hist, routing, _ = out
+        row, hist, routing = out.row, out.history, out.routing
         validate_row(row)
         return ({k: v for k, v in row.items() if k not in timing},
                 [{k: v for k, v in h.items() if k != "seconds"} for h in hist], routing)
@@ -139,13 +139,13 @@ def test_run_cell_rows_of_a_fork_equal_the_rows_without_one(tmp_path, monkeypatc
     second = run_cell(cells[1], profile, device, env, "r", False, phase1_dir=d)
     key = cell_phase1_key(cells[0])
     assert [p.name for p in d.iterdir()] == [f"{key}.pt"]
-    assert first[0]["phase1_reused"] is False and second[0]["phase1_reused"] is True
-    assert first[0]["phase1_key"] == second[0]["phase1_key"] == key
+    assert first.row["phase1_reused"] is False and second.row["phase1_reused"] is True
+    assert first.row["phase1_key"] == second.row["phase1_key"] == key
     alone = run_cell(cells[1], profile, device, env, "r", False)
-    assert alone[0]["phase1_reused"] is False and alone[0]["phase1_key"] == key
+    assert alone.row["phase1_reused"] is False and alone.row["phase1_key"] == key
     assert strip(second) == strip(alone)
     # from rows: what the fork saved is the reused row's phase-1 training FLOPs
-    runs = pd.DataFrame([first[0], second[0]])
+    runs = pd.DataFrame([first.row, second.row])
     saved = phase1_savings(profile, runs, flops=False)
     assert saved["rows_phase1_reused"] == 1
     assert saved["train_flops_saved"] == second[0]["train_flops_phase1"] > 0
@@ -323,7 +323,7 @@ def test_a_run_shares_phase1_between_lambda_targets(tmp_path):
 def test_a_sibling_waits_lag_first_cells_after_its_first(monkeypatch, lag, expected):
     """One worker: each sibling right after its first (a session's end loses no checkpoint); N
     workers: N first cells later; never before its first. 'x' has no phase 1 (a baseline)."""
-    import suite.commands.reproduce as rp
+    import suite.run.grid as rp
     keys = {"a1": "a", "a5": "a", "b1": "b", "b5": "b", "c1": "c", "x": None, "c5": "c", "d1": "d", "d5": "d"}
     monkeypatch.setattr(rp, "cell_phase1_key", lambda c, device: keys[c])
     assert rp.phase1_order(list(keys), "cpu", lag=lag) == expected
@@ -331,6 +331,6 @@ def test_a_sibling_waits_lag_first_cells_after_its_first(monkeypatch, lag, expec
 
 @pytest.mark.parametrize("lag", [0, -1, 1.5])
 def test_phase1_order_refuses_a_lag_below_one(lag):
-    from suite.commands.reproduce import phase1_order
+    from suite.run.grid import phase1_order
     with pytest.raises(ValueError, match="^lag: must be a positive int"):
         phase1_order([], "cpu", lag=lag)

@@ -96,7 +96,7 @@ def test_regress_end_to_end_exit_codes_and_files(tier, capsys, monkeypatch):
     assert acc["verdict"].item() == "WORSE" and (table["overall"] == "WORSE").all()
     assert "## Verdict: WORSE" in (second / "REGRESS.md").read_text()
     # asked again: every cell is stored, so it judges again without training anything
-    import suite.commands.reproduce as reproduce_mod
+    import suite.run.cell as reproduce_mod
     monkeypatch.setattr(reproduce_mod, "run_cell", lambda *a, **k: pytest.fail("trained again"))
     assert main(["regress", "--router", "always_conv", "--seeds", "2", "--results-dir", str(tier),
                  "--against", str(first), "--quiet"]) == 1

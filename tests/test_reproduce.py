@@ -19,6 +19,7 @@ def run_dirs(results: Path):
     return sorted(p for p in results.glob("*/*") if (p / "manifest.json").is_file())
 
 
+@pytest.mark.figures
 def test_smoke_profile_end_to_end(tmp_path, capsys):
     assert main(["reproduce", "--profile", "smoke", "--results-dir", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -164,7 +165,7 @@ def test_the_plan_keeps_its_columns_for_long_cell_names():
     """Cells with router kwargs have long names; the epochs and minutes columns must still line up."""
     import torch
 
-    from suite.commands.reproduce import plan_text
+    from suite.run.plan import plan_text
     from suite.run.profiles import load_profile
     profile = load_profile("mqar-controls")
     text = plan_text(profile, torch.device("cpu"), [60.0] * len(profile.cells), set())

@@ -27,7 +27,9 @@ from tasks import IGNORE, make_task
 
 from suite.audit.routing import routing_analysis, whole_layer_test
 from suite.audit.swaps import decision_swaps
-from suite.commands.reproduce import reproduce
+from suite.pipeline.options import Command, add_run_options, open_executor
+from suite.pipeline.reproduce import reproduce
+from suite.run.devices import resolve_device
 from suite.errors import ConfigError
 from suite.figures import audit as figs
 from suite.figures.style import style
@@ -816,3 +818,20 @@ def audit(profile_name: str, results_dir: Path, resume: str | None, device: torc
         path = write_audit(store, results_dir)
     print(f"Wrote {path}")
     return 0
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--profile", default=None,
+                   help="the audit profile (default: audit; with --resume, the run's own), or a path to a .json profile")
+    add_run_options(p, "continue an interrupted audit run")
+
+
+def run(a) -> int:
+    device = resolve_device(a.device)
+    with open_executor(a, device) as executor:
+        return audit(a.profile or (None if a.resume else "audit"), a.results_dir, a.resume, device, dry_run=a.dry_run,
+                     fresh=a.fresh, progress=not a.quiet, executor=executor)
+
+
+COMMAND = Command("audit", "train the audit profile, swap every kept model's decisions, answer the original's "
+                  "questionable points in AUDIT.md", add_arguments, run)

@@ -12,6 +12,8 @@ from tasks import make_task
 
 from suite.compute.throughput import matmul_peak, step_reading
 from suite.errors import ConfigError
+from suite.pipeline.options import Command
+from suite.run.plan import estimate
 from suite.run.profiles import load_profile
 
 LENGTHS = (128, 512, 2048)
@@ -40,7 +42,6 @@ def step_table(device: torch.device, lengths=LENGTHS, repeats: int = 5) -> pd.Da
 
 def paper_eta(device: torch.device) -> float:
     """Upper bound (seconds) of the paper profile on this device, from measured step times."""
-    from suite.commands.reproduce import estimate
     return sum(b for b in estimate(load_profile("paper"), device) if b is not None)
 
 
@@ -55,3 +56,8 @@ def gpucheck(lengths=LENGTHS, repeats: int = 5) -> int:
           f"time (every cell its whole epoch budget; cells that solve early stop sooner). Several cells per GPU: "
           f"--executor ray --gpus-per-cell 0.25.")
     return 0
+
+
+COMMAND = Command("gpucheck", "per-model training step time at T = 128 / 512 / 2048 on this GPU, the share of its "
+                  "float32 matmul peak, and the paper profile's ETA (exit 2 without a GPU)",
+                  lambda p: None, lambda a: gpucheck())

@@ -14,20 +14,23 @@ import math
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Literal
+import traceback
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from suite import __version__
-from suite.commands.reproduce import (DEFAULT_RESULTS, check_profile_fits, estimate, gate_routers, plan_text,
-                                      train_cells)
-from suite.errors import ConfigError, parse
+from suite.errors import INPUT_ERRORS, ConfigError, parse
 from suite.figures.pareto import pareto
 from suite.judge import regress as rule
 from suite.judge.regress import METRICS, compare, overall
+from suite.pipeline.options import Command, add_executor_options, choice, json_object, open_executor, typed
+from suite.run.devices import DEVICES, resolve_device
 from suite.run.executor import Executor, ExecutorSpec, make_executor
+from suite.run.grid import train_cells
+from suite.run.plan import check_profile_fits, estimate, gate_routers, plan_text
 from suite.run.profiles import Profile, ProtocolName, parse_profile
 from suite.run.provenance import environment, utc_now
 from suite.run.store import CELL_TABLES, RunStore, check_results_dir, write_csv
@@ -201,8 +204,9 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
             print(f"\ninterrupted: the cells so far are stored in {store.path}; resume with {hint}", file=sys.stderr)
             return 130
         rows = series(store.runs(), router, router_kwargs)
-        if not tier.faithful and "faithful" in rows["candidate"].columns and rows["candidate"]["faithful_model"].any():
-            raise ConfigError("tier: a non-faithful tier produced a faithful row")  # a tier file mistake
+        want = "faithful" if tier.faithful else "mini"
+        if (rows["candidate"]["tier"] != want).any():  # a tier file whose model is not its tier's size
+            raise ConfigError(f"tier: the {tier_name} tier produced a row of the other tier (its model is not {want} size)")
         table = pd.concat([compare(rows["candidate"], rows[name], name) for name in REFERENCES], ignore_index=True)
         verdict, reasons = overall(table, ORIGINAL)
         write_csv(store.path / "regress.csv", table.assign(overall=verdict))
@@ -225,3 +229,37 @@ def print_regress(table: pd.DataFrame, verdict: str, reasons: list[str], out=Non
     print(f"\nVerdict: {verdict}", file=out)
     for r in reasons:
         print(f"  - {r}", file=out)
+
+
+def add_arguments(g) -> None:
+    g.add_argument("--router", required=True, help="a built-in router or a plugin 'package.module:Class'")
+    g.add_argument("--router-kwargs", type=json_object, default={}, metavar="JSON")
+    g.add_argument("--against", default=None, metavar="RUN_DIR",
+                   help="a stored run to read reference cells from (default: the tier's committed reference)")
+    g.add_argument("--tier", type=choice(["mini", "faithful"]), default="mini")
+    g.add_argument("--seeds", type=typed(Annotated[int, Field(ge=1, le=100)], int, "an integer"), default=3)
+    g.add_argument("--results-dir", default="results")
+    g.add_argument("--device", type=choice(DEVICES), default="auto")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(g)
+
+
+def run(a) -> int:
+    """Exit 0 not worse, 1 worse, 2 bad input; 3 when the command itself failed, so a crash is
+    never read as a verdict (Python's own exit code for an uncaught error is 1)."""
+    try:
+        device = resolve_device(a.device)
+        with open_executor(a, device) as executor:
+            return regress(a.router, a.router_kwargs, a.against, a.tier, a.seeds, a.results_dir,
+                           device, progress=not a.quiet, executor=executor)
+    except (*INPUT_ERRORS, KeyboardInterrupt):
+        raise
+    except Exception:
+        traceback.print_exc()
+        print("error: regress failed (exit 3); the cells stored so far are kept, run the same command to resume",
+              file=sys.stderr)
+        return 3
+
+
+COMMAND = Command("regress", "a candidate router against the original router and the baselines, with a verdict "
+                  "and an exit code (0 not worse, 1 worse, 2 usage error)", add_arguments, run)

@@ -10,11 +10,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from baselines import build_model
+from baselines import build_model, usage_of
 
 from suite.compute.flops import counter_mode, training_step_flops
 from suite.compute.formulas import model_macs
-from suite.run.trainer import usage_of
 
 LATENCY_REPEATS = 7
 
@@ -102,8 +101,10 @@ def executed_macs(model, routing: Routing) -> float:
     return rest + sum(cost[layer][c[layer][0]] for c in routing.counts for layer in range(L)) / N
 
 
-def median_latency_ms(fns: dict, device: torch.device, repeats: int = LATENCY_REPEATS) -> dict:
-    """Interleaved (A B A B ...) timing after one warm-up each; median per callable."""
+def median_latency_ms(fns: dict, device: torch.device, repeats: int | None = None) -> dict:
+    """Interleaved (A B A B ...) timing after one warm-up each; median per callable (LATENCY_REPEATS
+    rounds unless told)."""
+    repeats = LATENCY_REPEATS if repeats is None else repeats
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)

@@ -24,7 +24,6 @@ from suite.schema.rows import faithful_rows, ok_rows
 
 __all__ = ["REGISTRY", "Check", "Claim", "load_registry", "check_claims", "stopped_by_cut", "CELL_KEYS"]
 
-VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN")
 COMBINE_ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT-RUN": 2, "PASS": 3}
 CELL_KEYS = ["task", "distance", "model", "lambda_target", "protocol"]
 

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from baselines import ModelConfig, build_model, count_params
-from tasks import IGNORE, Batch, Task
+from baselines import ModelConfig, build_model, count_params, usage_of
+from tasks import IGNORE, Task
 
 from suite.errors import ConfigError, parse
 from suite.run.phase1 import FORMAT as PHASE1_FORMAT, load_checkpoint, phase1_key, save_checkpoint, shares_phase1
@@ -72,30 +72,6 @@ class TrainResult:
 BAR_INTERVAL = 0.1 if sys.stderr.isatty() else 30.0
 
 
-class DataStream:
-    """Endless fresh batches of one split, as `Task.stream` yields them, from a generator this
-    object owns, so its position can be saved and restored (`state`, `load_state`)."""
-
-    def __init__(self, task: Task, split: str, seed: int, batch_size: int, device):
-        self.task, self.split, self.batch_size, self.device = task, split, batch_size, device
-        self.generator = task.generator(split, seed)
-        self.drawn = 0  # batches drawn so far
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> Batch:
-        self.drawn += 1
-        return self.task.sample(self.batch_size, self.generator).to(self.device)
-
-    def state(self) -> dict:
-        return {"generator": self.generator.get_state(), "drawn": self.drawn}
-
-    def load_state(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.drawn = int(state["drawn"])
-
-
 def module_generators(model: torch.nn.Module) -> dict:
     """Every torch.Generator a module of `model` holds (a router's own noise, say), by
     'module.path:attribute': state the state dict does not carry."""
@@ -112,11 +88,6 @@ def cpu_tree(x):
     if isinstance(x, (list, tuple)):
         return type(x)(cpu_tree(v) for v in x)
     return x
-
-
-def usage_of(gates) -> torch.Tensor:
-    """Mean over layers of each layer's mean gate over batch x time (the original's usage)."""
-    return torch.stack([g.mean() for g in gates]).mean()
 
 
 @torch.no_grad()
@@ -167,8 +138,8 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=p.lr, betas=p.betas,
                                      weight_decay=p.weight_decay)
         bs = p.batch_size(task.seq_len)
-        self.train_stream = DataStream(task, "train", seed, bs, self.device)
-        self.val_stream = DataStream(task, "validation", seed, bs, self.device)
+        self.train_stream = task.stream("train", seed, bs, self.device)
+        self.val_stream = task.stream("validation", seed, bs, self.device)
         self.progress, self.desc = progress, desc
         self.history: list[EpochRecord] = []
         self.best = None  # (accuracy, state dict) of the best epoch so far

@@ -2,7 +2,7 @@
 
 The sizes are what this suite can train or count without surprising anyone: a sequence of
 MAX_SEQ_LEN tokens at the protocol's batch already needs gigabytes, and the memory estimate in
-`suite.run.memory` is checked against the machine before anything is allocated.
+`suite.compute.memory` is checked against the machine before anything is allocated.
 """
 from __future__ import annotations
 

@@ -54,8 +54,4 @@ def check_fits(what: str, need: int, device: torch.device) -> None:
     have = available_bytes(device)
     if need > have:
         raise ConfigError(f"{what}: needs about {need / 2**30:.1f} GiB by the memory estimate "
-                          f"(suite/run/memory.py), more than the {have / 2**30:.1f} GiB free on {device}")
-
-
-def gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB"
+                          f"(suite/compute/memory.py), more than the {have / 2**30:.1f} GiB free on {device}")

@@ -1,4 +1,5 @@
-"""`python -m suite flops`: the per-part MAC breakdown of one forward pass, three readings."""
+"""The per-part MAC breakdown of one forward pass in three readings, cross-checked against fvcore and
+FlopCounterMode (what `python -m suite flops` prints)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -9,7 +10,6 @@ from baselines import ModelConfig, build_model
 from suite.errors import ConfigError
 from suite.compute.flops import counter_forward_flops, fvcore_parts
 from suite.compute.formulas import PARTS, READINGS, model_macs
-from suite.run.memory import check_fits, training_bytes
 
 
 def last_positions(T: int, usage: float) -> list[int]:
@@ -54,28 +54,3 @@ def cross_check(model: str, cfg: ModelConfig, T: int, execution: str, usage: flo
             if fv["unsupported"]:
                 problems.append(f"fvcore met ops it cannot count: {fv['unsupported']}")
     return problems
-
-
-def run(a) -> int:
-    cfg = ModelConfig(**{f: getattr(a, f) for f in ("d_model", "n_layers", "n_heads", "kernel_size")
-                         if getattr(a, f) is not None})
-    if a.model != "routed" and a.usage is not None:
-        raise ConfigError(f"usage: only the routed model has a usage; '{a.model}' has none")
-    usage = 1.0 / a.seq_len if a.usage is None else a.usage
-    if not a.no_check:  # the cross-check runs one real forward pass of this size
-        check_fits(f"seq-len {a.seq_len}", training_bytes(a.model, cfg, a.seq_len, 1), torch.device("cpu"))
-    table = breakdown(a.model, cfg, a.seq_len, a.execution, usage)
-    problems = [] if a.no_check else cross_check(a.model, cfg, a.seq_len, a.execution, usage, table)
-    if a.format == "csv":
-        print(table.to_csv(index=False), end="")
-    else:
-        wide = table.pivot(index="part", columns="reading", values="macs").reindex([*PARTS, "total"])[list(READINGS)]
-        what = a.model if a.model != "routed" else f"routed ({a.execution}" + (
-            f", usage {usage:.4g}: last {len(last_positions(a.seq_len, usage))} of {a.seq_len} positions per layer)"
-            if a.execution == "sparse" else ", both branches everywhere)")
-        print(f"Forward MACs of one sequence, T = {a.seq_len}, {what}")
-        print(wide.to_string())
-        print("checked: closed form == fvcore == FlopCounterMode / 2" if not (problems or a.no_check) else "")
-    for p in problems:
-        print(f"MISMATCH {p}")
-    return 1 if problems else 0

@@ -1,0 +1,1 @@
+"""Composed jobs: train a profile into a run folder, then judge and report it."""

@@ -1,0 +1,96 @@
+"""Train a profile into a run folder and report it: the job `reproduce` and `audit` share.
+A run is complete only once its report exists; an interruption before that is finished by a re-run."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from suite import __version__
+from suite.errors import ConfigError
+from suite.report.run_report import print_summary, write_report
+from suite.run.executor import Executor, ExecutorSpec, make_executor
+from suite.run.grid import train_cells
+from suite.run.plan import check_profile_fits, default_profile, estimate, gate_routers, plan_text
+from suite.run.profiles import Profile, load_profile, parse_profile
+from suite.run.provenance import environment, utc_now
+from suite.run.store import RunStore, check_results_dir
+
+DEFAULT_RESULTS = Path("results")
+
+
+def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, device: torch.device,
+              dry_run: bool = False, fresh: bool = False, progress: bool = True,
+              executor: Executor | None = None, command: str = "reproduce") -> int:
+    """`executor`: where the cells train (default: local, one after another in this process);
+    `command`: the suite command the resume hint names (audit runs resume through `audit`)."""
+    results_dir = Path(results_dir)
+    executor = executor or make_executor(ExecutorSpec(), device)
+    if not dry_run:
+        check_results_dir(results_dir)
+    elif results_dir.exists() and not results_dir.is_dir():
+        raise ConfigError(f"results-dir: '{results_dir}' exists and is not a directory")
+    store = None
+    if resume:
+        store = RunStore.find(results_dir, resume)
+        stored = store.manifest()["profile"]
+        if profile_name and profile_name not in (stored["name"], stored.get("source")):
+            raise ConfigError(f"profile: run '{resume}' is profile '{stored['name']}', not '{profile_name}'")
+        profile = parse_profile(store.manifest()["profile_data"], stored.get("source", ""))
+    else:
+        profile = load_profile(profile_name or default_profile(device))
+        if not fresh and not dry_run:
+            store = RunStore.unfinished(results_dir, profile.name)
+            if store is not None:
+                print(f"Resuming the unfinished run {store.path.name} of profile {profile.name} "
+                      f"(use --fresh for a new run)")
+                profile = parse_profile(store.manifest()["profile_data"], profile.source)
+    check_profile_fits(profile, device, executor.cells_per_device())
+    gate_routers(profile, device)
+    env = environment(device)
+    done = store.finished_cells() if store else set()
+    with executor.measuring():
+        bounds = estimate(profile, device, done)
+    plan = plan_text(profile, device, bounds, done, executor)
+    print(plan, flush=True)
+    if dry_run:
+        print("\n--dry-run: nothing trained, nothing written.")
+        return 0
+
+    if store is None:
+        data = json.loads(Path(profile.source).read_text()) if profile.source else {}
+        store = RunStore.create(results_dir, profile.name, {
+            "status": "running", "started": utc_now(), "suite_version": __version__,
+            "profile": {k: v for k, v in profile.to_dict().items() if k != "cells"},
+            "profile_data": data, "cells": [c.describe() for c in profile.cells],
+            "protocols": {c.protocol: c.build_protocol().to_dict() for c in profile.cells},
+            "environment": env, "plan": plan, "command": " ".join(sys.argv),
+        })
+    hint = f"python -m suite {command} --resume {store.path.name}"
+    if results_dir != DEFAULT_RESULTS:
+        hint += f" --results-dir {shlex.quote(str(results_dir))}"
+    with store.lock():
+        return _run(store, profile, device, env, progress, hint, executor)
+
+
+def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool, hint: str,
+         executor: Executor | None = None) -> int:
+    """Train the cells not stored yet, then check claims, draw figures and write the report; only
+    then is the run complete (an interruption before that is finished by a re-run, untrained)."""
+    print(f"\nRun {store.path.name}: {store.path}")
+    try:
+        train_cells(store, profile, device, env, progress, executor)
+        status = {"status": "complete", "finished": utc_now()}
+        runs, claims = write_report(store, status=status)
+    except KeyboardInterrupt:
+        n = len(store.finished_cells())
+        print(f"\ninterrupted: {n}/{len(profile.cells)} cells stored in {store.path}; "
+              f"resume with: {hint}", file=sys.stderr)
+        return 130
+    store.update_manifest(**status)
+    print_summary(runs, claims)
+    print(f"\nWrote {store.path}/ (runs.csv, history.csv, routing.csv, claims.csv, manifest.json, REPORT.md)")
+    return 0

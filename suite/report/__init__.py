@@ -1,0 +1,1 @@
+"""Prose: REPORT.md, REGRESS.md, AUDIT.md rendered from typed records."""
