@@ -18,7 +18,7 @@ from suite import __version__
 from suite.run.devices import resolve_device
 from suite.compute.breakdown import last_positions
 from suite.compute.formulas import model_macs
-from suite.compute.throughput import slice_size, sliced_forward
+from suite.run.throughput import slice_size, sliced_forward
 from suite.core.io import write_csv
 
 CFG = ModelConfig()

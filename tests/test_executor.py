@@ -346,14 +346,15 @@ def test_a_pool_that_breaks_before_its_futures_say_so_is_rebuilt(monkeypatch):
     import math
 
     import suite.run.executor as ex
-    real, refused = ex._Pool.submit, []
+    from suite.run.executor_pool import _Pool
+    real, refused = _Pool.submit, []
 
     def submit(self, job, threads):
         if not refused:
             refused.append(job.key)
             raise cf.process.BrokenProcessPool("a worker died")
         return real(self, job, threads)
-    monkeypatch.setattr(ex._Pool, "submit", submit)
+    monkeypatch.setattr(_Pool, "submit", submit)
     jobs = [ex.Job(k, f"job {k}", math.sqrt, (float(k * k),)) for k in range(3)]
     executor = ex.make_executor(ex.ExecutorSpec(kind="processes", workers=2, threads=1), "cpu")
     with executor:
@@ -369,9 +370,10 @@ def test_an_abort_does_not_wait_for_a_result_a_terminated_worker_had_half_sent(t
 
     import stuck_worker
     import suite.run.executor as ex
+    from suite.run.executor_pool import _Pool
 
     marker = tmp_path / "sent"
-    pool = ex._Pool(1, 1)
+    pool = _Pool(1, 1)
     results = pool.pool._result_queue
     pool.submit(ex.Job(0, "stuck", stuck_worker.half_sent_result, (str(marker),)), 1)
     deadline = time.time() + 120

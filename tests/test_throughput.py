@@ -6,7 +6,8 @@ import torch
 from baselines import ModelConfig
 from suite.compute.readings import train_step_flops
 from baselines import build_model
-from suite.compute.throughput import matmul_peak, matmul_rate, median_seconds, slice_size, sliced_forward, step_reading
+from suite.run.throughput import (call_seconds, interleaved_seconds, matmul_peak, matmul_rate, median_seconds, slice_size,
+                                  sliced_forward, step_reading)
 from suite.run.devices import precision
 from suite.errors import ConfigError
 from suite.run.trainer import Trainer
@@ -15,26 +16,69 @@ from tasks import make_task
 TINY = ModelConfig(d_model=16, n_layers=1, n_heads=2, kernel_size=4)
 
 
-def test_median_seconds_is_the_median_of_the_calls():
-    calls = iter([0.0, 0.03, 0.01, 0.02])  # warm-up, then three timed calls
-    import time
+class FakeClock:
+    """A clock that moves only when a timed call says how long it took."""
 
-    def fn():
-        time.sleep(next(calls))
-    s = median_seconds(fn, "cpu", repeats=3, warmup=1)
-    assert 0.018 <= s < 0.03
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def calls(self, seconds, log=None, name=""):
+        """A callable whose n-th call takes seconds[n] on this clock."""
+        it = iter(seconds)
+
+        def fn():
+            if log is not None:
+                log.append(name)
+            self.now += next(it)
+        return fn
 
 
-def test_matmul_peak_is_flops_over_time():
-    peak = matmul_peak("cpu", sizes=(64, 128), repeats=3)
-    assert peak > 1e6
-    n = 128
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    assert 2 * n ** 3 / median_seconds(lambda: torch.mm(a, b), "cpu", repeats=3) <= peak * 3
+def test_call_seconds_reads_the_clock_around_the_call():
+    clock = FakeClock()
+    assert call_seconds(clock.calls([0.25]), "cpu", clock) == 0.25
+
+
+def test_median_seconds_is_the_median_of_the_timed_calls_only():
+    clock = FakeClock()
+    # the warm-up (9 s) is not timed; the median of (1, 7, 2) is 2 (their mean would be 3.33, and
+    # with the warm-up counted the median would be 4.5)
+    fn = clock.calls([9.0, 1.0, 7.0, 2.0])
+    assert median_seconds(fn, "cpu", repeats=3, warmup=1, clock=clock) == 2.0
+    with pytest.raises(StopIteration):
+        fn()  # exactly warmup + repeats calls were made
+
+
+def test_interleaved_seconds_alternates_the_callables_after_warming_each():
+    clock, log = FakeClock(), []
+    fns = {"a": clock.calls([5.0, 1.0, 6.0, 2.0], log, "a"), "b": clock.calls([5.0, 10.0, 60.0, 20.0], log, "b")}
+    assert interleaved_seconds(fns, "cpu", repeats=3, warmup=1, clock=clock) == {"a": 2.0, "b": 20.0}
+    assert log == ["a", "b"] + ["a", "b"] * 3
+
+
+def test_a_median_of_no_calls_is_refused():
+    with pytest.raises(ValueError, match="repeats: must be at least 1"):
+        median_seconds(lambda: None, "cpu", repeats=0)
+
+
+def test_matmul_peak_is_the_best_square_rate(monkeypatch):
+    import suite.run.throughput as tp
+    seconds = {64: 1e-3, 128: 2e-3, 256: 64e-3}   # 128 is the fastest: 2 * 128**3 / 2e-3
+
+    def fake(fn, device, repeats):
+        return seconds[fn().shape[0]]
+    monkeypatch.setattr(tp, "median_seconds", fake)
+    assert matmul_peak("cpu", sizes=(64, 128, 256)) == 2 * 128 ** 3 / 2e-3
+
+
+def test_matmul_peak_is_measured_on_this_machine():
+    assert matmul_peak("cpu", sizes=(64, 128), repeats=3) > 1e6
 
 
 def test_matmul_rate_is_2mkn_over_the_median_time(monkeypatch):
-    import suite.compute.throughput as tp
+    import suite.run.throughput as tp
     seen = []
 
     def fake(fn, device, repeats):

@@ -10,11 +10,11 @@ import torch
 from baselines import MODELS
 from tasks import make_task
 
-from suite.compute.throughput import matmul_peak, step_reading
 from suite.errors import ConfigError
 from suite.pipeline.options import Command
 from suite.run.plan import estimate
 from suite.run.profiles import load_profile
+from suite.run.throughput import matmul_peak, step_reading
 
 LENGTHS = (128, 512, 2048)
 

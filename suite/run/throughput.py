@@ -1,13 +1,15 @@
 """How close a training step comes to the machine: its counted FLOPs over its measured time, as a
 fraction of the device's float32 matmul peak, both measured in the same process at the same
-thread count. Timing on CUDA uses events recorded after a synchronisation; on the CPU a
-monotonic clock. FLOPs are always counted on the CPU (FlopCounterMode), so the count does not
-depend on the device's kernels."""
+thread count. It lives in run/ because it times the trainer's own step. One helper times a call
+(`call_seconds`: CUDA events after a synchronisation on a GPU, a monotonic clock on the CPU); the
+medians are built on it. FLOPs are always counted on the CPU (FlopCounterMode), so the count does
+not depend on the device's kernels."""
 from __future__ import annotations
 
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -19,27 +21,46 @@ PEAK_SIZES_CPU = (512, 1024, 2048)
 PEAK_SIZES_CUDA = (4096, 8192)
 
 
-def median_seconds(fn, device: torch.device, repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of `fn()`: CUDA events after a synchronisation on a GPU, perf_counter on
-    the CPU (where each call returns when its work is done)."""
-    device = torch.device(device)
-    for _ in range(warmup):
+#: a monotonic clock in seconds (tests pass a fake one)
+Clock = Callable[[], float]
+
+
+def call_seconds(fn: Callable[[], object], device, clock: Clock = time.perf_counter) -> float:
+    """Seconds of one call of `fn()`: CUDA events after a synchronisation on a GPU (its kernels run
+    asynchronously), `clock` around the call on the CPU (where a call returns when its work is done)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
         fn()
-    times = []
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+    t0 = clock()
+    fn()
+    return clock() - t0
+
+
+def interleaved_seconds(fns: dict[str, Callable[[], object]], device, repeats: int = 5, warmup: int = 1,
+                        clock: Clock = time.perf_counter) -> dict[str, float]:
+    """Median seconds of each callable, after `warmup` calls each, timed in turn (A B A B ...) so
+    that a machine whose speed drifts (shared, throttled) slows every one of them alike."""
+    if repeats < 1:
+        raise ValueError(f"repeats: must be at least 1, got {repeats}")
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            times[k].append(call_seconds(fn, device, clock))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def median_seconds(fn: Callable[[], object], device, repeats: int = 5, warmup: int = 1,
+                   clock: Clock = time.perf_counter) -> float:
+    """Median seconds of `fn()` over `repeats` calls after `warmup` untimed ones."""
+    return interleaved_seconds({"fn": fn}, device, repeats, warmup, clock)["fn"]
 
 
 #: inference on the CPU runs whole sequences in slices of at most this many tokens, so that one
@@ -66,20 +87,6 @@ def sliced_forward(model, ids: torch.Tensor, device, max_tokens: int | None = SL
     return [model(part) for part in ids.split(step)]
 
 
-def matmul_peak(device: torch.device, sizes=None, repeats: int = 5) -> float:
-    """Float32 FLOP/s of the fastest square matmul among `sizes` (2 n^3 FLOPs each)."""
-    device = torch.device(device)
-    sizes = sizes or (PEAK_SIZES_CUDA if device.type == "cuda" else PEAK_SIZES_CPU)
-    best = 0.0
-    with precision("float32", device):
-        for n in sizes:
-            a = torch.randn(n, n, device=device)
-            b = torch.randn(n, n, device=device)
-            s = median_seconds(lambda: torch.mm(a, b), device, repeats=repeats)
-            best = max(best, 2 * n ** 3 / s)
-    return best
-
-
 def matmul_rate(device: torch.device, m: int, k: int, n: int, repeats: int = 5) -> float:
     """Float32 FLOP/s of one (m, k) @ (k, n) matmul (2 m k n FLOPs): what a model's own matmul
     shape reaches alone, beside the square peak (a step cannot beat its matmuls' shapes)."""
@@ -91,6 +98,13 @@ def matmul_rate(device: torch.device, m: int, k: int, n: int, repeats: int = 5) 
         a = torch.randn(m, k, device=device)
         b = torch.randn(k, n, device=device)
         return 2 * m * k * n / median_seconds(lambda: torch.mm(a, b), device, repeats=repeats)
+
+
+def matmul_peak(device: torch.device, sizes=None, repeats: int = 5) -> float:
+    """Float32 FLOP/s of the fastest square matmul among `sizes` (2 n^3 FLOPs each)."""
+    device = torch.device(device)
+    sizes = sizes or (PEAK_SIZES_CUDA if device.type == "cuda" else PEAK_SIZES_CPU)
+    return max(matmul_rate(device, n, n, n, repeats) for n in sizes)
 
 
 @dataclass
