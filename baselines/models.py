@@ -21,6 +21,12 @@ class Output:
     gates: tuple               # per layer (B, T): 1 where attention was used
 
 
+def usage_of(gates) -> torch.Tensor:
+    """Mean over layers of each layer's mean gate over batch x time: the original's attention usage
+    (the quantity its cost term multiplies by lambda)."""
+    return torch.stack([g.mean() for g in gates]).mean()
+
+
 class AttentionMixer(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_index: int = 0):
         super().__init__()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Iterator
+from typing import Annotated, ClassVar
 
 import pydantic
 import torch
@@ -90,13 +90,11 @@ class Task:
         stream. A caller that owns it can save and restore its state (`get_state`/`set_state`)."""
         return torch.Generator(device="cpu").manual_seed(split_seed(seed, split))
 
-    def stream(self, split: str, seed: int, batch_size: int, device="cpu") -> Iterator[Batch]:
+    def stream(self, split: str, seed: int, batch_size: int, device="cpu") -> "BatchStream":
         """Endless fresh batches of one split. Generated on the CPU so every device sees the same data."""
         if batch_size < 1:
             raise TaskConfigError(f"batch_size: must be >= 1, got {batch_size}")
-        gen = self.generator(split, seed)
-        while True:
-            yield self.sample(batch_size, gen).to(device)
+        return BatchStream(self, split, seed, batch_size, device)
 
     def fixed_set(self, split: str, seed: int, n: int, batch_size: int) -> list[Batch]:
         """The first n sequences of a split's stream, batched (a held-out set of a fixed size)."""
@@ -114,3 +112,27 @@ class Task:
 def uniform(low: int, high: int, shape, generator: torch.Generator) -> torch.Tensor:
     """Integers uniform in [low, high)."""
     return torch.randint(low, high, shape, generator=generator, dtype=torch.long)
+
+
+class BatchStream:
+    """A split's endless batches from a generator this object owns, so a training run can save its
+    position and resume from it (`state`, `load_state`)."""
+
+    def __init__(self, task: Task, split: str, seed: int, batch_size: int, device="cpu"):
+        self.task, self.split, self.batch_size, self.device = task, split, batch_size, device
+        self.generator = task.generator(split, seed)
+        self.drawn = 0  # batches drawn so far
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Batch:
+        self.drawn += 1
+        return self.task.sample(self.batch_size, self.generator).to(self.device)
+
+    def state(self) -> dict:
+        return {"generator": self.generator.get_state(), "drawn": self.drawn}
+
+    def load_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.drawn = int(state["drawn"])

@@ -4,7 +4,7 @@ and 24. Skipped in the normal run; `nox -s bench` runs them and writes
 results/<version>/bench/latency.csv (median time, MACs, predicted and achieved speed-up).
 
 A batch runs "whole" (one call) and, where it differs on the CPU, "sliced" (whole sequences in
-slices that stay in cache, suite.compute.throughput.sliced_forward). Speed-ups compare models
+slices that stay in cache, suite.run.throughput.sliced_forward). Speed-ups compare models
 under the same batching, so neither side gets a treatment the other lacks.
 """
 from pathlib import Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import torch
 
@@ -13,6 +12,7 @@ from suite.compute.memory import check_fits, training_bytes
 from suite.run.executor import Executor, parallel_estimate
 from suite.run.gate import check_router
 from suite.run.profiles import Cell, Profile
+from suite.run.throughput import median_seconds
 from suite.run.trainer import Trainer
 
 
@@ -64,15 +64,7 @@ def step_seconds(cell: Cell, device: torch.device, cache: dict) -> float:
         tr = Trainer(task, cell.model, lambda_target=cell.lambda_target, seed=0, protocol=cell.build_protocol(),
                      model_config=cell.model_config(), device=device, progress=False)
         tr.model.train()
-        tr.step(cell.lambda_target)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(2):
-            tr.step(cell.lambda_target)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        cache[key] = (time.perf_counter() - t0) / 2
+        cache[key] = median_seconds(lambda: tr.step(cell.lambda_target), device, repeats=2, warmup=1)
     return cache[key]
 
 
