@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import suite.commands.regress as regress_mod
+import suite.run.tiers as tiers_mod
 from suite.cli import main
 from suite.judge.regress import compare, metric_verdict, overall
 from suite.run.protocol import FAITHFUL, PROTOCOLS
@@ -25,7 +26,7 @@ def tier(tmp_path, monkeypatch):
     monkeypatch.setitem(PROTOCOLS, FAST.name, FAST)
     path = tmp_path / "tiers.json"
     path.write_text(json.dumps(TIER))
-    monkeypatch.setattr(regress_mod, "TIERS", path)
+    monkeypatch.setattr(tiers_mod, "TIERS", path)
     return tmp_path / "results"
 
 
@@ -121,10 +122,10 @@ def test_the_committed_mini_reference_holds_every_reference_cell_for_three_seeds
     """So a user's regress on a CPU trains only their own router."""
     from suite.run.profiles import parse_profile
     from suite.run.store import RunStore
-    tier = regress_mod.load_tiers()["mini"]
+    tier = tiers_mod.load_tiers()["mini"]
     assert tier.reference and not tier.faithful
-    profile = parse_profile(regress_mod.regress_profile("mini", tier, "gumbel", {}, 3), "regress")
-    stored = RunStore.open(regress_mod.REPO / tier.reference).runs()
+    profile = parse_profile(tiers_mod.regress_profile("mini", tier, "gumbel", {}, 3), "regress")
+    stored = RunStore.open(tiers_mod.REPO / tier.reference).runs()
     assert {c.config_hash(profile.test_sequences) for c in profile.cells} <= set(stored["config_hash"])
     assert len(profile.cells) == 27 and (stored["status"] == "ok").all() and not stored["faithful_model"].any()
     # the tier's phenomena on the task the original reports: ConvOnly fails, AttnOnly and the router solve

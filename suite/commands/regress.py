@@ -8,153 +8,30 @@ results folder through the store, plus regress.csv, REGRESS.md and figures/paret
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import shlex
 import sys
-from pathlib import Path
 import traceback
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from suite import __version__
-from suite.errors import INPUT_ERRORS, ConfigError, parse
+from suite.errors import INPUT_ERRORS, ConfigError
 from suite.figures.pareto import pareto
-from suite.judge import regress as rule
-from suite.judge.regress import METRICS, compare, overall
+from suite.judge.regress import compare, overall, series
 from suite.pipeline.options import Command, add_executor_options, choice, json_object, open_executor, typed
+from suite.report.regress_md import print_regress, regress_markdown, shown
 from suite.run.devices import DEVICES, resolve_device
 from suite.run.executor import Executor, ExecutorSpec, make_executor
 from suite.run.grid import train_cells
 from suite.run.plan import check_profile_fits, estimate, gate_routers, plan_text
-from suite.run.profiles import Profile, ProtocolName, parse_profile
+from suite.run.profiles import parse_profile
 from suite.run.provenance import environment, utc_now
-from suite.run.store import CELL_TABLES, RunStore, check_results_dir, write_csv
-from suite.schema.bounds import Distance, Lambda, TestSequences
-from suite.schema.rows import ok_rows
-from tasks import TASKS
-
-TIERS = Path(__file__).resolve().parent.parent / "data" / "tiers.json"
-REPO = Path(__file__).resolve().parent.parent.parent
-STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-ORIGINAL = "gumbel"
-REFERENCES = ("gumbel", "attn", "conv")
-
-
-class Battery(BaseModel):
-    model_config = STRICT
-    task: Literal[tuple(sorted(TASKS))]
-    distances: list[Distance] = Field(min_length=1)
-    task_params: dict[str, Any] = {}
-
-
-class Tier(BaseModel):
-    model_config = STRICT
-    description: str
-    faithful: bool
-    protocol: ProtocolName
-    model: dict[str, Any] = {}
-    test_sequences: TestSequences
-    lam: Lambda = Field(alias="lambda")
-    battery: list[Battery] = Field(min_length=1)
-    reference: str | None = None
-
-
-class TierFile(BaseModel):
-    model_config = STRICT
-    comment: str = ""
-    tiers: dict[str, Tier]
-
-
-def load_tiers(path: Path | None = None) -> dict[str, Tier]:
-    return parse(TierFile, json.loads(Path(path or TIERS).read_text()), "tiers").tiers
-
-
-def regress_profile(tier_name: str, tier: Tier, router: str, router_kwargs: dict, seeds: int) -> dict:
-    """The battery as profile data: reference blocks (attn, conv, the original router) and the
-    candidate's block (left out when the candidate is the original router itself)."""
-    spec = json.dumps({"router": router, "router_kwargs": router_kwargs, "seeds": seeds}, sort_keys=True)
-    name = f"regress-{tier_name}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
-    is_original = router == ORIGINAL and not router_kwargs
-    grid = []
-    for b in tier.battery:
-        common = {"task": b.task, "distances": b.distances, "seeds": list(range(seeds)),
-                  "task_params": b.task_params}
-        grid.append({**common, "label": "reference", "models": ["attn", "conv"]})
-        grid.append({**common, "label": "reference", "models": ["routed"], "lambdas": [tier.lam]})
-        if not is_original:
-            grid.append({**common, "label": "candidate", "models": ["routed"], "lambdas": [tier.lam],
-                         "model": {"router": router, "router_kwargs": router_kwargs}})
-    cuts = [] if tier.faithful else [f"tier {tier_name}: not the faithful model (decides no published claim)"]
-    return {"name": name, "description": f"regress {router} {json.dumps(router_kwargs)} on the {tier_name} tier, "
-                                         f"{seeds} seed(s)",
-            "decides_claims": False, "protocol": tier.protocol, "model": tier.model,
-            "test_sequences": tier.test_sequences, "cuts": cuts, "grid": grid}
-
-
-def shown(path) -> str:
-    """A path as the report prints it: relative to the repository when inside it (no machine paths)."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(REPO))
-    except ValueError:
-        return str(path)
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in df.to_dict("records")]
-
-
-def import_reference(store: RunStore, reference: RunStore, profile: Profile) -> int:
-    """Copy the reference run's finished rows of this profile's cells (and their per-cell tables)
-    into this run; their run_id column keeps naming the run that trained them."""
-    wanted = {c.config_hash(profile.test_sequences) for c in profile.cells} - store.finished_cells()
-    rows = ok_rows(reference.runs())
-    rows = rows[rows["config_hash"].isin(wanted)] if len(rows) else rows
-    tables = {name: reference.table(name) for name in CELL_TABLES}
-    for row in _records(rows):
-        per_cell = {name: _records(t[t["config_hash"] == row["config_hash"]]) if len(t) else []
-                    for name, t in tables.items()}
-        store.append_cell(row, *per_cell.values())
-    return len(rows)
-
-
-def series(runs: pd.DataFrame, router: str, router_kwargs: dict) -> dict[str, pd.DataFrame]:
-    """Rows of the candidate and of each reference, by model and router."""
-    rows = ok_rows(runs)
-    kwargs = rows["router_kwargs"].fillna("{}").replace("", "{}") if "router_kwargs" in rows else "{}"
-    routers = rows["router"].fillna(ORIGINAL) if "router" in rows else ORIGINAL
-    routed = rows["model"] == "routed"
-    want = json.dumps(router_kwargs, sort_keys=True)
-    return {"candidate": rows[routed & (routers == router) & (kwargs == want)],
-            "gumbel": rows[routed & (routers == ORIGINAL) & (kwargs == "{}")],
-            "attn": rows[rows["model"] == "attn"], "conv": rows[rows["model"] == "conv"]}
-
-
-def regress_markdown(manifest: dict, table: pd.DataFrame, verdict: str, reasons: list[str], tier: Tier,
-                     imported: int) -> str:
-    show = table.copy()
-    for c in ("candidate", "reference", "difference", "low", "high"):
-        show[c] = show[c].map(lambda v: f"{v:.4g}")
-    doc = (rule.__doc__ or "").strip()
-    r = manifest["regress"]
-    return "\n".join([
-        f"# Regression report: `{r['router']}` on the {r['tier']} tier",
-        "", f"Run `{manifest['run_id']}`; {r['seeds']} seed(s); router kwargs `{json.dumps(r['router_kwargs'])}`; "
-            f"cells reused from {', '.join(f'`{x}`' for x in r.get('reused_from', [])) or 'no stored run'} "
-            f"({imported}; the rest trained here).",
-        "", f"**Tier {r['tier']}**: {tier.description}" + ("" if tier.faithful else
-                                                             " Every row is labelled not faithful."),
-        "", f"## Verdict: {verdict}", "", *[f"- {x}" for x in reasons],
-        "", "## Paired differences (candidate - reference, by seed)", "", show.to_markdown(index=False),
-        "", "![pareto](figures/pareto.png)", "", "*Accuracy against executed forward MACs per cell.*",
-        "", "## The rule", "", "```", doc, "```", "",
-    ])
+from suite.run.store import RunStore, check_results_dir, write_csv
+from suite.run.tiers import ORIGINAL, REFERENCES, REPO, import_reference, load_tiers, regress_profile
 
 
 def regress(router: str, router_kwargs: dict, against: str | None, tier_name: str, seeds: int,
@@ -218,17 +95,6 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
     print_regress(table, verdict, reasons)
     print(f"\nWrote {store.path}/ (runs.csv, regress.csv, REGRESS.md, figures/pareto.*)")
     return 1 if verdict == "WORSE" else 0
-
-
-def print_regress(table: pd.DataFrame, verdict: str, reasons: list[str], out=None) -> None:
-    out = out or sys.stdout
-    wide = table.pivot_table(index=["task", "distance", "against"], columns="metric", values="verdict",
-                             aggfunc="first")[[m for m in METRICS if m in set(table["metric"])]]
-    print("\nCandidate against each reference, per metric (paired by seed):", file=out)
-    print(wide.to_string(), file=out)
-    print(f"\nVerdict: {verdict}", file=out)
-    for r in reasons:
-        print(f"  - {r}", file=out)
 
 
 def add_arguments(g) -> None:

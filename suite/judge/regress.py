@@ -21,11 +21,13 @@ Exit code: 1 when WORSE, else 0 (INCONCLUSIVE is not shown to be worse; read the
 """
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
 
 from suite.judge.stats import t_interval
+from suite.schema.rows import ok_rows
 
 #: metric -> (higher is better, margin, margin is relative to the reference's mean)
 METRICS = {"accuracy": (True, 0.01, False), "usage": (False, 0.01, False),
@@ -97,3 +99,18 @@ def overall(table: pd.DataFrame, against: str = "gumbel") -> tuple[str, list[str
     if better:
         return "BETTER", [f"{w}: better at no loss" for w in better]
     return "SAME", ["no difference beyond the margins"]
+
+
+ORIGINAL = "gumbel"
+
+
+def series(runs: pd.DataFrame, router: str, router_kwargs: dict) -> dict[str, pd.DataFrame]:
+    """Rows of the candidate and of each reference, by model and router."""
+    rows = ok_rows(runs)
+    kwargs = rows["router_kwargs"].fillna("{}").replace("", "{}") if "router_kwargs" in rows else "{}"
+    routers = rows["router"].fillna(ORIGINAL) if "router" in rows else ORIGINAL
+    routed = rows["model"] == "routed"
+    want = json.dumps(router_kwargs, sort_keys=True)
+    return {"candidate": rows[routed & (routers == router) & (kwargs == want)],
+            "gumbel": rows[routed & (routers == ORIGINAL) & (kwargs == "{}")],
+            "attn": rows[rows["model"] == "attn"], "conv": rows[rows["model"] == "conv"]}
