@@ -9,11 +9,13 @@ import pytest
 from matplotlib.image import AxesImage
 
 from suite.figures import audit
-from suite.figures.registry import BY_NAME
+from suite.figures.registry import BY_NAME, figures
 from suite.figures.audit import (CONTROLS, COUNT_FLOOR, MAX_PANELS, PUBLISHED_SAVING, USAGE_FLOOR, attention_counts,
                                  controls_bars, pareto_audit, pareto_frontier, per_layer_usage, routing_maps,
                                  savings_readings, seed_strip)
 from suite.figures.style import style
+from suite.judge.published import key as published_key, load_published
+from suite.judge.registry import load_registry
 from suite.judge.stats import interval
 
 SEEDS = (0, 1, 2)
@@ -147,6 +149,36 @@ def test_writes_png_and_pdf_or_nothing(case, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f"{stem}.pdf", f"{stem}.png"]
     assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_every_audit_figure_of_the_registry_has_its_function_and_case():
+    assert sorted(spec.name for spec in figures("audit")) == sorted(CASES)
+    assert all(callable(getattr(audit, name)) for name in CASES)
+    assert {name: BY_NAME[name].stem for name in CASES} == NAMES
+
+
+def test_panels_read_the_tier_column_not_faithful_model():
+    # a full-size control with a fixed router (the `paper` profile): not the original model, tier faithful
+    runs = runs_frame(tiers=("faithful",)).assign(faithful_model=False, router="fixed")
+    fig = draw("per_layer_usage", runs)
+    assert [ax.get_title(loc="left").replace("\n", " ") for ax in fig.axes] == ["assoc_recall d=126 faithful λ→0.5"]
+    mini = runs_frame(tiers=("mini",)).assign(faithful_model=True)
+    assert draw("seed_strip", mini)._suptitle.get_text() == "assoc_recall d=126 mini λ→0.5"
+    assert "d=126 ? λ→0.5" in draw("seed_strip", runs.drop(columns=["tier"]))._suptitle.get_text()
+
+
+def test_published_values_and_claims_passed_in_are_the_ones_drawn():
+    cells = load_published()
+    cells[published_key(126, "routed", 0.5)] = cells[published_key(126, "routed", 0.5)].model_copy(
+        update={"usage": 0.2})
+    line = seeds_line(draw("savings_readings", runs_frame(), cells).axes[0], "published")
+    assert tuple(line.get_ydata()) == pytest.approx((0.8, 0.8))
+    claims = [c if c.id != "T1-r05-126" else c.model_copy(update={"checks": [
+        ch.model_copy(update={"threshold": {"accuracy": 0.9, "usage": 0.01}.get(ch.metric, ch.threshold)}) for ch in c.checks]})
+        for c in load_registry()]
+    ax_acc, ax_use = draw("seed_strip", runs_frame(), claims).axes
+    assert seeds_line(ax_acc, "claim").get_ydata()[0] == 0.9
+    assert seeds_line(ax_use, "claim").get_ydata()[0] == 0.01
 
 
 def test_baseline_rows_alone_draw_nothing(tmp_path):
