@@ -9,9 +9,13 @@ import pytest
 from matplotlib.image import AxesImage
 
 from suite.figures import audit
+from suite.figures.registry import BY_NAME, figures
 from suite.figures.audit import (CONTROLS, COUNT_FLOOR, MAX_PANELS, PUBLISHED_SAVING, USAGE_FLOOR, attention_counts,
                                  controls_bars, pareto_audit, pareto_frontier, per_layer_usage, routing_maps,
                                  savings_readings, seed_strip)
+from suite.figures.style import style
+from suite.judge.published import key as published_key, load_published
+from suite.judge.registry import load_registry
 from suite.judge.stats import interval
 
 SEEDS = (0, 1, 2)
@@ -35,7 +39,7 @@ def runs_frame(distances=(126,), lambdas=(0.5,), seeds=SEEDS, tiers=("faithful",
                         "run_id": "r", "config_hash": f"h-{tier}-{d}-{lam:g}-{seed}", "task": "assoc_recall",
                         "distance": d, "seq_len": d + 2, "model": "routed", "router": "gumbel",
                         "router_kwargs": "{}", "lambda_target": lam, "seed": seed, "protocol": "faithful",
-                        "faithful_model": tier == "faithful", "n_layers": N_LAYERS, "status": "ok",
+                        "faithful_model": tier == "faithful", "tier": tier, "n_layers": N_LAYERS, "status": "ok",
                         "accuracy": 0.99 - 0.01 * seed, "usage": usage, "usage_per_layer": json.dumps(layers),
                         **{f"usage_layer_{k}": u for k, u in enumerate(layers)},
                         "macs_forward_executed": 2.0e9, "macs_forward_attn_ref": 1.8e9,
@@ -97,6 +101,12 @@ def points_frame():
     return pd.DataFrame(rows)
 
 
+def draw(figure, *tables):
+    """The figure as the registry draws it (what the audit's function writes), read back."""
+    with style():
+        return BY_NAME[figure].draw(*tables)
+
+
 def seeds_line(ax, gid="seeds"):
     lines = [line for line in ax.lines if line.get_gid() == gid]
     assert len(lines) == 1, [line.get_gid() for line in ax.lines]
@@ -141,6 +151,36 @@ def test_writes_png_and_pdf_or_nothing(case, tmp_path):
     assert (out / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_every_audit_figure_of_the_registry_has_its_function_and_case():
+    assert sorted(spec.name for spec in figures("audit")) == sorted(CASES)
+    assert all(callable(getattr(audit, name)) for name in CASES)
+    assert {name: BY_NAME[name].stem for name in CASES} == NAMES
+
+
+def test_panels_read_the_tier_column_not_faithful_model():
+    # a full-size control with a fixed router (the `paper` profile): not the original model, tier faithful
+    runs = runs_frame(tiers=("faithful",)).assign(faithful_model=False, router="fixed")
+    fig = draw("per_layer_usage", runs)
+    assert [ax.get_title(loc="left").replace("\n", " ") for ax in fig.axes] == ["assoc_recall d=126 faithful λ→0.5"]
+    mini = runs_frame(tiers=("mini",)).assign(faithful_model=True)
+    assert draw("seed_strip", mini)._suptitle.get_text() == "assoc_recall d=126 mini λ→0.5"
+    assert "d=126 ? λ→0.5" in draw("seed_strip", runs.drop(columns=["tier"]))._suptitle.get_text()
+
+
+def test_published_values_and_claims_passed_in_are_the_ones_drawn():
+    cells = load_published()
+    cells[published_key(126, "routed", 0.5)] = cells[published_key(126, "routed", 0.5)].model_copy(
+        update={"usage": 0.2})
+    line = seeds_line(draw("savings_readings", runs_frame(), cells).axes[0], "published")
+    assert tuple(line.get_ydata()) == pytest.approx((0.8, 0.8))
+    claims = [c if c.id != "T1-r05-126" else c.model_copy(update={"checks": [
+        ch.model_copy(update={"threshold": {"accuracy": 0.9, "usage": 0.01}.get(ch.metric, ch.threshold)}) for ch in c.checks]})
+        for c in load_registry()]
+    ax_acc, ax_use = draw("seed_strip", runs_frame(), claims).axes
+    assert seeds_line(ax_acc, "claim").get_ydata()[0] == 0.9
+    assert seeds_line(ax_use, "claim").get_ydata()[0] == 0.01
+
+
 def test_baseline_rows_alone_draw_nothing(tmp_path):
     runs = runs_frame()
     baselines = runs[runs["model"] != "routed"]
@@ -154,7 +194,7 @@ def test_baseline_rows_alone_draw_nothing(tmp_path):
 def test_savings_readings_dots_means_and_published_line():
     runs = runs_frame(latency=False)
     routed = runs[runs["model"] == "routed"]
-    fig = audit._draw_savings_readings(runs)
+    fig = draw("savings_readings", runs)
     ax = fig.axes[0]
     for reading, col in (("notional", "savings_notional"), ("executed", "savings_executed")):
         dots = seeds_line(ax, f"seeds:{reading}")
@@ -176,7 +216,7 @@ def test_savings_readings_dots_means_and_published_line():
 def test_per_layer_usage_stacks_are_usages_and_stars_mark_whole_layers():
     whole = ((126, 0.5, 1), (254, 0.1, 0), (254, 0.1, 2))
     runs = runs_frame(distances=(126, 254), lambdas=(0.1, 0.5), whole=whole)
-    fig = audit._draw_per_layer_usage(runs)
+    fig = draw("per_layer_usage", runs)
     assert len(fig.axes) == 4
     routed = runs[runs["model"] == "routed"]
     stars_total = 0
@@ -198,7 +238,7 @@ def test_per_layer_usage_stacks_are_usages_and_stars_mark_whole_layers():
 
 def test_per_layer_usage_caps_panels_and_names_the_rest():
     runs = runs_frame(distances=(126, 254, 510), lambdas=(0.1, 0.5), tiers=("faithful", "mini"), seeds=(0, 1))
-    fig = audit._draw_per_layer_usage(runs)
+    fig = draw("per_layer_usage", runs)
     assert len(fig.axes) == MAX_PANELS
     suptitle = fig._suptitle.get_text()
     assert "first 8 of 12" in suptitle
@@ -209,7 +249,7 @@ def test_per_layer_usage_caps_panels_and_names_the_rest():
 
 def test_per_layer_usage_falls_back_to_the_json_list():
     runs = runs_frame().drop(columns=[f"usage_layer_{k}" for k in range(N_LAYERS)])
-    fig = audit._draw_per_layer_usage(runs)
+    fig = draw("per_layer_usage", runs)
     routed = runs[runs["model"] == "routed"].sort_values("seed")
     np.testing.assert_allclose(list(stacks(fig.axes[0]).values()), routed["usage"])
 
@@ -219,7 +259,7 @@ def test_seed_strip_one_point_per_seed_with_interval_and_references():
     runs = runs_frame(seeds=(0, 1, 2, 3))
     routed = runs[runs["model"] == "routed"].sort_values("seed").copy()
     routed.loc[routed["seed"] == 3, "usage"] = 0.0  # drawn at the floor of the log axis
-    fig = audit._draw_seed_strip(routed)
+    fig = draw("seed_strip", routed)
     ax_acc, ax_use = [ax for ax in fig.axes]
     acc = seeds_line(ax_acc)
     np.testing.assert_allclose(acc.get_ydata(), routed["accuracy"])
@@ -242,7 +282,7 @@ def test_seed_strip_one_point_per_seed_with_interval_and_references():
 def test_controls_bars_in_fixed_order_at_mean_accuracy():
     controls = controls_frame()
     controls = controls[controls["control"] != "oracle"]  # an absent control leaves no bar
-    fig = audit._draw_controls_bars(controls)
+    fig = draw("controls_bars", controls)
     assert len(fig.axes) == 2
     expected_order = [c for c in CONTROLS if c != "oracle"]
     for ax, d in zip(fig.axes, (126, 254)):
@@ -263,7 +303,7 @@ def test_controls_bars_in_fixed_order_at_mean_accuracy():
 # -- 5 ------------------------------------------------------------------------------------------
 def test_attention_counts_panels_bars_floor_and_one_query():
     analysis = analysis_frame(n_groups=3, n_layers=3)
-    fig = audit._draw_attention_counts(analysis)
+    fig = draw("attention_counts", analysis)
     assert len(fig.axes) == 3
     for ax, d in zip(fig.axes, (126, 127, 128)):
         cell = analysis[analysis["distance"] == d].sort_values("seed")
@@ -276,7 +316,7 @@ def test_attention_counts_panels_bars_floor_and_one_query():
 
 
 def test_attention_counts_caps_at_eight_panels():
-    fig = audit._draw_attention_counts(analysis_frame(n_groups=10, seeds=(0,)))
+    fig = draw("attention_counts", analysis_frame(n_groups=10, seeds=(0,)))
     assert len(fig.axes) == MAX_PANELS
     assert "first 8 of 10" in fig._suptitle.get_text()
 
@@ -286,7 +326,7 @@ def test_pareto_error_bars_never_negative_and_frontier_through_non_dominated_mea
     points = points_frame()
     conv = points[points["series"] == "ConvOnly"]["accuracy"]
     assert conv.mean() > conv.max()  # the rounding this test is about
-    fig = audit._draw_pareto_audit(points, title="d=126")
+    fig = draw("pareto_audit", points, "d=126")
     ax = fig.axes[0]
     means = {}
     for container in ax.containers:
@@ -319,14 +359,14 @@ def test_pareto_frontier_ties_and_linear_axis():
     assert pareto_frontier(means) == ["d"]
     points = points_frame()
     points = points[points["series"].isin(["AttnOnly", "Routed λ→0.5"])]
-    assert audit._draw_pareto_audit(points).axes[0].get_xscale() == "linear"
+    assert draw("pareto_audit", points).axes[0].get_xscale() == "linear"
 
 
 # -- 7 ------------------------------------------------------------------------------------------
 def test_routing_maps_one_image_per_cell_ordered_and_titled():
     runs = runs_frame(lambdas=(0.1, 0.5))
     routing = routing_frame(runs)
-    fig = audit._draw_routing_maps(routing, runs)
+    fig = draw("routing_maps", routing, runs)
     panels = [ax for ax in fig.axes if ax.images]
     images = [im for ax in fig.axes for im in ax.images]
     assert len(images) == 6 and all(isinstance(im, AxesImage) for im in images)
@@ -344,7 +384,7 @@ def test_routing_maps_one_image_per_cell_ordered_and_titled():
 
 def test_routing_maps_caps_at_24():
     runs = runs_frame(lambdas=(0.1, 0.5, 0.9), seeds=tuple(range(9)))
-    fig = audit._draw_routing_maps(routing_frame(runs), runs)
+    fig = draw("routing_maps", routing_frame(runs), runs)
     assert sum(len(ax.images) for ax in fig.axes) == 24
     assert "first 24 of 27" in fig._suptitle.get_text()
     assert max(ax.get_subplotspec().colspan.stop for ax in fig.axes if ax.images) <= 4

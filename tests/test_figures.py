@@ -221,3 +221,38 @@ def test_published_values_come_from_the_data_file():
     assert PUBLISHED[(2046, ("attn", None))] == (0.82, None)
     assert PUBLISHED[(1022, ("routed", 0.1))] == pytest.approx((0.36, 0.74))
     assert PUBLISHED_SAVINGS == [(0.997, "published 99.7% (d=126, λ→0.5)"), (0.75, "published 75% (d=254, 510)")]
+
+
+def test_the_registry_names_each_run_figure_what_it_reads_and_what_draws_it(tmp_path):
+    from suite.figures.registry import figures
+    specs = figures("run")
+    assert FIGURES == tuple(s.name for s in specs) == ("accuracy_vs_distance", "usage_vs_distance", "savings",
+                                                        "routing_map", "training_curves", "scaling")
+    assert [s.stem for s in specs] == list(FIGURES)  # output files keep the figure's name
+    run = load_run(make_run(tmp_path, routing=True, latency=True))
+    for spec in specs:
+        assert set(spec.columns) <= set(run.frame(spec.reads[0]).columns)
+    with style():
+        assert savings(run).axes[0].get_title(loc="left") == next(
+            s for s in specs if s.name == "savings").draw(run).axes[0].get_title(loc="left")
+
+
+def test_importing_the_figures_reads_no_data_file():
+    """Published values and claims are read when a figure is drawn: importing every figure module
+    with the readers broken succeeds, and drawing one reaches them."""
+    import subprocess
+    import sys
+    code = (
+        "import pkgutil, importlib, suite.judge.published as p, suite.judge.registry as r, suite.figures as f\n"
+        "def boom(*a, **k): raise RuntimeError('read at import')\n"
+        "p.load_published = r.load_registry = boom\n"
+        "mods = [importlib.import_module(f'suite.figures.{m.name}') for m in pkgutil.iter_modules(f.__path__)]\n"
+        "from suite.figures import draw\n"
+        "try:\n"
+        "    draw.PUBLISHED\n"
+        "except RuntimeError:\n"
+        "    print('lazy', len(mods))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "lazy" and int(done.stdout.split()[1]) >= 10

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from suite.figures.common import seed_range
 from suite.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, new_figure, save, style
 
 #: the same colours as the other figures: AttnOnly blue, ConvOnly orange, the original router vermillion
@@ -25,11 +26,8 @@ def pareto(series: dict[str, pd.DataFrame], out_dir: Path, title: str) -> list[P
                 g = df[(df["task"] == task) & (df["distance"] == distance)]
                 if g.empty:
                     continue
-                x, y = g["macs_forward_executed"] / 1e6, g["accuracy"]
-                # the range over seeds; max(0, .) because a mean of equal values can round past them
-                xerr = [[max(0.0, x.mean() - x.min())], [max(0.0, x.max() - x.mean())]]
-                yerr = [[max(0.0, y.mean() - y.min())], [max(0.0, y.max() - y.mean())]]
-                ax.errorbar(x.mean(), y.mean(), xerr=xerr, yerr=yerr, marker=MARKERS.get(name, "o"),
+                (mx, xerr), (my, yerr) = seed_range(g["macs_forward_executed"] / 1e6), seed_range(g["accuracy"])
+                ax.errorbar(mx, my, xerr=xerr, yerr=yerr, marker=MARKERS.get(name, "o"),
                             color=COLOURS.get(name, "black"), label=name, linestyle="none", capsize=2)
             ax.set_title(f"{task} d={distance}")
             ax.set_xlabel("executed forward MMAC / sequence")

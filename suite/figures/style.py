@@ -45,8 +45,33 @@ SAVINGS = {
     "latency": ("measured latency", OKABE_ITO["reddish_purple"]),
 }
 
+#: the three savings readings -> marker where they are drawn as points
+SAVINGS_MARKERS = {"notional": "o", "executed": "s", "latency": "D"}
+
+#: audit control -> (label, colour, marker). The swaps act on the trained routed model: "all conv"
+#: and "all attention" are its gates forced, not the ConvOnly/AttnOnly baselines (same colours)
+CONTROL_STYLES = {
+    "learned": ("learned router", OKABE_ITO["vermillion"], "D"),
+    "random": ("random positions", OKABE_ITO["sky_blue"], "P"),
+    "last": ("last positions", OKABE_ITO["bluish_green"], "^"),
+    "oracle": ("scored positions", OKABE_ITO["reddish_purple"], "v"),
+    "one_layer": ("same count, one layer", OKABE_ITO["yellow"], "h"),
+    "conv": ("all conv", SERIES[("conv", None)][1], SERIES[("conv", None)][2]),
+    "attn": ("all attention", SERIES[("attn", None)][1], SERIES[("attn", None)][2]),
+}
+
+#: one colour and hatch per layer (hatches keep layers apart in grey scale)
+LAYER_COLOURS = [OKABE_ITO[c] for c in ("blue", "orange", "bluish_green", "vermillion", "reddish_purple",
+                                        "sky_blue", "yellow", "black")]
+LAYER_HATCHES = ["", "////", "....", "xxxx", "\\\\\\\\", "++++", "oooo", "----"]
+#: markers for series outside SERIES once SPARE is used up
+EXTRA_MARKERS = ["<", ">", "*", "p", "d", "H", "8", "1", "2", "3", "4"]
+
 #: latency-benchmark execution -> line style
 EXECUTION_LINES = {"sdpa": "-", "dense": "--", "sparse": ":"}
+
+#: log axes of usage: a usage of 0 is drawn here
+USAGE_FLOOR = 1e-4
 
 PUBLISHED_MARKER = {"markerfacecolor": "none", "markeredgewidth": 1.0}
 REFERENCE_LINE = {"color": GREY, "linewidth": 0.8, "linestyle": "--"}
@@ -111,6 +136,11 @@ def _order(key) -> tuple:
     model, lam = key
     rank = {"attn": 0, "conv": 1}.get(model, 3 if model == "routed" else 2)
     return (rank, -1.0 if lam is None else lam, str(model))
+
+
+def layer_style(k: int) -> dict:
+    """Face colour and hatch of layer k's bars."""
+    return {"color": LAYER_COLOURS[k % len(LAYER_COLOURS)], "hatch": LAYER_HATCHES[k % len(LAYER_HATCHES)]}
 
 
 def new_figure(width: float = SINGLE_COLUMN_IN, height: float | None = None) -> Figure:
