@@ -151,6 +151,7 @@ def build_parser() -> Parser:
     au.add_argument("--profile", default=None,
                     help="the audit profile (default: audit; with --resume, the run's own), or a path to a .json profile")
     add_run_options(au, "continue an interrupted audit run")
+    au.add_argument("--claims-file", default=None, help="a claims registry other than suite/data/claims.json")
 
     g = sub.add_parser("regress", help="a candidate router against the original router and the baselines, "
                                        "with a verdict and an exit code (0 not worse, 1 worse, 2 usage error)")
@@ -266,7 +267,7 @@ def cmd_audit(a) -> int:
     device = resolve_device(a.device)
     with open_executor(a, device) as executor:
         return audit(a.profile or (None if a.resume else "audit"), a.results_dir, a.resume, device, dry_run=a.dry_run,
-                     fresh=a.fresh, progress=not a.quiet, executor=executor)
+                     fresh=a.fresh, progress=not a.quiet, executor=executor, claims_file=a.claims_file)
 
 
 def cmd_regress(a) -> int:

@@ -1,0 +1,1 @@
+"""Prose and figures from typed records: nothing here computes a finding."""
