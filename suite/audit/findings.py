@@ -3,7 +3,6 @@ verdict, the numbers behind it and the rows it rests on, so tests and readers ca
 without parsing AUDIT.md. The report layer only formats these records."""
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import pandas as pd
@@ -108,10 +107,6 @@ class Finding(BaseModel):
     table_note: str = ""
     table: Table | None = None
     figures: list[Figures] = []
-
-    def number(self, name: str) -> float | int | None:
-        v = self.numbers.get(name)
-        return None if isinstance(v, float) and math.isnan(v) else v
 
 
 def no_data(point: int, title: str, why: str) -> Finding:
