@@ -1,16 +1,27 @@
-"""The audit command end to end on a tiny profile, and its pieces on hand-made tables: the router
-regret picks the best control at or below the learned usage, the rate-based routing analysis."""
+"""The audit command end to end on tiny profiles (run once for the module: the audit's own run
+beside a mqar-mini, swaps-faithful, mqar-learnable and mqar-controls run), and its pieces on
+hand-made tables: the findings' verdicts and numbers, the router regret, the rate-based routing
+analysis, and the rendering of AUDIT.md from the findings."""
 import json
 
 import pandas as pd
 import pytest
 
+from suite.audit.analysis import ANALYSIS, CONTROLS, analyse, analysis_from_rates
+from suite.audit.build import audit_findings, battery_table, point6
+from suite.audit.common import Limits, budget_note
+from suite.audit.findings import AuditFindings, Finding, SourceRef
+from suite.audit.inputs import SOURCES, SWAP_SOURCES, gather, newest_run
+from suite.audit.regret import regret
+from suite.audit.shortcut import baseline_lines, faithful_swap_lines, point4, usage_mode
 from suite.cli import main
-from suite.commands.audit import (ANALYSIS, AUDIT, CONTROLS, analysis_from_rates, baseline_lines,
-                                  battery_table, budget_note, faithful_swap_lines, point4, regret,
-                                  usage_mode)
+from suite.commands.audit import AUDIT, audit
+from suite.errors import ConfigError
+from suite.judge.registry import REGISTRY, load_registry
 from suite.judge.stats import t_interval, wilson
+from suite.report.audit_md import render
 from suite.run.store import RunStore
+from suite.schema.rows import FAITHFUL_SIZE, tier_of
 
 TINY = {"name": "tinyaudit", "description": "test", "decides_claims": False, "protocol": "smoke",
         "test_sequences": 16, "save_models": True,
@@ -21,76 +32,183 @@ TINY = {"name": "tinyaudit", "description": "test", "decides_claims": False, "pr
                   "model": {"router": "last"}},
                  {"task": "mqar", "distances": [8], "task_params": {"n_pairs": 2, "n_queries": 1},
                   "models": ["routed"], "lambdas": [0.5], "seeds": [0]}]}
+MQAR = {"task": "mqar", "task_params": {"n_pairs": 2, "n_queries": 1}, "lambdas": [0.5], "seeds": [0]}
 
 
-def test_the_audit_writes_six_answers_from_its_own_run(tmp_path):
-    prof = tmp_path / "a.json"
-    prof.write_text(json.dumps(TINY))
-    assert main(["audit", "--profile", str(prof), "--results-dir", str(tmp_path / "r"), "--quiet"]) == 0
-    (run,) = [p for p in (tmp_path / "r").glob("*/*") if (p / "manifest.json").is_file()]
-    text = (run / AUDIT).read_text()
-    for n in range(1, 7):
-        assert f"## {n}. " in text
-    assert text.count("**Verdict: ") == 6
-    assert "headline: not run" in text  # the sources it could not find are named
-    controls = pd.read_csv(run / CONTROLS)
+def _source(name, grid, model=TINY["model"]):
+    prof = {"name": name, "description": "test", "decides_claims": False, "protocol": "smoke", "test_sequences": 16,
+            "save_models": True, "grid": grid}
+    return dict(prof, model=model) if model else prof
+
+
+#: the runs beside the audit's own: each joins it as its profile name says
+BESIDE = [_source("mqar-mini", [dict(MQAR, distances=[10], models=["attn", "routed"])]),
+          _source("swaps-faithful", [{"task": "assoc_recall", "distances": [14], "models": ["routed"],
+                                      "lambdas": [0.5], "seeds": [0]}], model=None),
+          _source("mqar-learnable", [dict(MQAR, distances=[6], models=["routed"])]),
+          _source("mqar-controls", [dict(MQAR, distances=[6], models=["routed"], model={"router": "last"})])]
+SMOKE = ", smoke protocol: 2 baseline / 2 phase-1 epochs of 5 steps"
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """The sources reproduced, then one audit beside them with a claims file of its own (the headline
+    claim's usage bound raised to 100%, so every faithful swap line reads '≤ 100.0%')."""
+    root = tmp_path_factory.mktemp("audit")
+    results = root / "r"
+    for prof in BESIDE:
+        (root / f"{prof['name']}.json").write_text(json.dumps(prof))
+        assert main(["reproduce", "--profile", str(root / f"{prof['name']}.json"), "--results-dir", str(results),
+                     "--quiet"]) == 0
+    claims = json.loads(REGISTRY.read_text())
+    for c in claims["claims"]:
+        if c["id"] == "T1-r05-126":
+            c["checks"] = [dict(ch, threshold=1.0) if ch["metric"] == "usage" else ch for ch in c["checks"]]
+    (root / "claims.json").write_text(json.dumps(claims))
+    (root / "a.json").write_text(json.dumps(TINY))
+    assert main(["audit", "--profile", str(root / "a.json"), "--results-dir", str(results), "--quiet",
+                 "--claims-file", str(root / "claims.json")]) == 0
+    (store,) = RunStore.of_profile(results, "tinyaudit", complete=True)
+    sources = {p["name"]: RunStore.of_profile(results, p["name"], complete=True)[0] for p in BESIDE}
+    findings = audit_findings(gather(store, results), load_registry(root / "claims.json"))
+    return {"results": results, "store": store, "sources": sources, "findings": findings,
+            "text": (store.path / AUDIT).read_text()}
+
+
+def _own(df: pd.DataFrame, store: RunStore) -> pd.DataFrame:
+    return df[df["run_id"] == store.path.name]
+
+
+def test_the_audit_answers_six_points_from_its_own_run(audited):
+    f, store = audited["findings"], audited["store"]
+    assert [p.point for p in f.points] == [1, 2, 3, 4, 5, 6]
+    assert all(isinstance(p, Finding) for p in f.points)
+    # no headline run: the points that read it say so; the sources it could not find are named
+    assert f.point(1).verdict == f.point(3).verdict == f.point(5).verdict == "NO DATA"
+    assert next(s for s in f.sources if s.key == "headline") == SourceRef(key="headline")
+    assert "headline: not run" in audited["text"]
+    controls = _own(pd.read_csv(store.path / CONTROLS), store)
     learned_cells = 3  # two gumbel seeds on assoc_recall, one on mqar; the 'last' router is a control itself
     assert controls["config_hash"].nunique() == learned_cells
     per_cell = controls.groupby("config_hash")["control"].apply(set)
     assert all({"learned", "random", "last", "oracle", "one_layer", "conv", "attn"} <= s for s in per_cell)
-    analysis = pd.read_csv(run / ANALYSIS)
+    analysis = _own(pd.read_csv(store.path / ANALYSIS), store)
     assert len(analysis) == 4 and set(analysis["source"]) == {"weights"}
-    regret_table = pd.read_csv(run / "regret.csv")
-    assert set(regret_table["task"]) == {"assoc_recall", "mqar"}
-    # a rerun analyses nothing twice
-    assert main(["audit", "--profile", str(prof), "--results-dir", str(tmp_path / "r"), "--quiet"]) == 0
-    assert len(pd.read_csv(run / ANALYSIS)) == 4 and len(pd.read_csv(run / CONTROLS)) == len(controls)
+    regret_table = pd.read_csv(store.path / "regret.csv")
+    assert {"assoc_recall", "mqar"} <= set(regret_table["task"])
+    # point 6 speaks for every group of the regret table, with its counts
+    six = f.point(6)
+    assert len(six.parts) == len(regret_table)
+    assert sum(six.numbers.values()) == len(regret_table)
+    assert set(six.parts.values()) <= {"LEARNED BETTER", "CONTROL BETTER", "NEITHER SOLVES", "TIE",
+                                       "NO CONTROL AT THIS BUDGET"}
+    assert {e.run_id for e in six.evidence} >= {store.path.name}
+    # point 2 reads every analysed cell, per tier
+    two = f.point(2)
+    assert set(two.parts) == {"faithful", "mini"}
+    total = len(pd.read_csv(store.path / ANALYSIS))
+    assert two.numbers["faithful_cells"] + two.numbers["mini_cells"] == total
 
 
-def _audit_beside(tmp_path, source):
-    """Reproduce the source profile, then a one-cell audit under the same results folder; return
-    the source's run, the audit's run and its AUDIT.md text."""
-    own = dict(TINY, grid=[dict(TINY["grid"][0], models=["routed"], seeds=[0])])
-    for name, prof in (("source.json", source), ("a.json", own)):
-        (tmp_path / name).write_text(json.dumps(prof))
-    results = tmp_path / "r"
-    assert main(["reproduce", "--profile", str(tmp_path / "source.json"), "--results-dir", str(results),
-                 "--quiet"]) == 0
-    assert main(["audit", "--profile", str(tmp_path / "a.json"), "--results-dir", str(results), "--quiet"]) == 0
-    (source_run,) = RunStore.of_profile(results, source["name"], complete=True)
-    (audit_run,) = RunStore.of_profile(results, "tinyaudit", complete=True)
-    return source_run, audit_run, (audit_run.path / AUDIT).read_text()
+def test_a_rerun_analyses_nothing_twice(audited):
+    store, results = audited["store"], audited["results"]
+    before = {n: pd.read_csv(store.path / n) for n in (CONTROLS, ANALYSIS)}
+    sources = [store] + [s for s in (newest_run(results, SOURCES[k]) for k in (*SWAP_SOURCES, "headline")) if s]
+    analyse(store, sources, "cpu", progress=False)
+    for n, df in before.items():
+        assert len(pd.read_csv(store.path / n)) == len(df)
 
 
-def test_the_audit_reads_the_mqar_mini_run(tmp_path):
-    """A run of the profile named mqar-mini under the same results folder joins the audit: its
-    routed models get their decision swaps and its table gets its own section."""
-    mqar = {"name": "mqar-mini", "description": "test", "decides_claims": False, "protocol": "smoke",
-            "test_sequences": 16, "save_models": True, "model": TINY["model"],
-            "grid": [{"task": "mqar", "distances": [10], "task_params": {"n_pairs": 2, "n_queries": 1},
-                      "models": ["attn", "routed"], "lambdas": [0.5], "seeds": [0]}]}
-    mqar_run, audit_run, text = _audit_beside(tmp_path, mqar)
-    assert f"mqar: `{mqar_run.path.name}` (complete, 2 cells)" in text
-    assert f"## Shortcut-resistant recall at longer distances (mini tier, run `{mqar_run.path.name}`)" in text
+def test_the_audit_reads_the_mqar_mini_run(audited):
+    """Its routed models get their decision swaps and its table gets its own section."""
+    mqar_run, f, store = audited["sources"]["mqar-mini"], audited["findings"], audited["store"]
+    assert next(s for s in f.sources if s.key == "mqar") == SourceRef(key="mqar", run_id=mqar_run.path.name,
+                                                                      status="complete", cells=2)
+    assert f"mqar: `{mqar_run.path.name}` (complete, 2 cells)" in audited["text"]
+    titles = [s.title for s in f.sections]
+    assert f"Shortcut-resistant recall at longer distances (mini tier, run `{mqar_run.path.name}`)" in titles
     mqar_routed = set(mqar_run.runs().query("model == 'routed'")["config_hash"])
-    controls = pd.read_csv(audit_run.path / CONTROLS)
+    controls = pd.read_csv(store.path / CONTROLS)
     assert mqar_routed <= set(controls["config_hash"]) and len(mqar_routed) == 1
-    assert "mqar" in set(pd.read_csv(audit_run.path / "regret.csv")["task"])
+    assert "mqar" in set(pd.read_csv(store.path / "regret.csv")["task"])
+
+
+def test_the_audit_swaps_the_decisions_of_a_swaps_faithful_run(audited):
+    """Faithful-size routed models with kept weights get decision swaps in the faithful tier, point 4
+    lists them per seed (with the usage mode of the claims file given), and point 6 no longer says
+    that no faithful model kept its weights."""
+    swaps_run, f, store = audited["sources"]["swaps-faithful"], audited["findings"], audited["store"]
+    assert next(s for s in f.sources if s.key == "swaps").cells == 1
+    (key,) = swaps_run.runs()["config_hash"]
+    controls = pd.read_csv(store.path / CONTROLS)
+    assert set(controls.loc[controls["config_hash"] == key, "tier"]) == {"faithful"}
+    (line,) = [x for x in f.point(4).lines if x.startswith("faithful assoc_recall d=14 λ→0.5, seed 0 (usage ")]
+    assert ", ≤ 100.0%): learned " in line  # --claims-file reached the audit
+    assert not any("No faithful-size model kept its weights" in p for p in f.point(6).intro)
+    assert "faithful" in set(pd.read_csv(store.path / "regret.csv")["tier"])
+    assert any(v.startswith("assoc_recall faithful d=14") for v in f.point(6).parts)
+
+
+def test_the_audit_reads_a_mqar_learnable_run_and_names_its_protocol(audited):
+    run, f, store = audited["sources"]["mqar-learnable"], audited["findings"], audited["store"]
+    assert next(s for s in f.sources if s.key == "mqar-learnable").run_id == run.path.name
+    assert f"Can mqar be learned? (mini tier{SMOKE}; run `{run.path.name}`)" in [s.title for s in f.sections]
+    (key,) = run.runs()["config_hash"]
+    assert key in set(pd.read_csv(store.path / CONTROLS)["config_hash"])
+    assert "smoke" in set(pd.read_csv(store.path / "regret.csv")["protocol"])
+
+
+def test_the_audit_reads_a_mqar_controls_run_as_trained_from_scratch_controls(audited):
+    """Fixed routers trained on mqar join point 4 as scratch controls with their protocol named; they
+    get a routing analysis but no decision swaps (they learned no decisions to swap)."""
+    run, f, store = audited["sources"]["mqar-controls"], audited["findings"], audited["store"]
+    assert next(s for s in f.sources if s.key == "mqar-controls").cells == 1
+    assert any(x.startswith(f"mqar (mini, d=6{SMOKE}) last router trained from scratch: accuracy ")
+               for x in f.point(4).lines)
+    (key,) = run.runs()["config_hash"]
+    assert key not in set(pd.read_csv(store.path / CONTROLS)["config_hash"])
+    analysis = pd.read_csv(store.path / ANALYSIS)
+    assert analysis.loc[analysis["config_hash"] == key, "router"].tolist() == ["last"]
+    assert {"run_id": run.path.name, "config_hash": key} in [e.model_dump() for e in f.point(4).evidence]
+
+
+def test_audit_md_shows_every_finding_as_the_record_says(audited):
+    f, text = audited["findings"], audited["text"]
+    for p in f.points:
+        assert f"## {p.point}. {p.title}\n\n**Verdict: {p.summary}**" in text
+        for line in p.lines:
+            assert f"\n- {line}" in text
+        for para in p.intro:
+            assert para in text
+    assert text.count("**Verdict: ") == 6
+    for s in f.sections:
+        assert f"## {s.title}" in text
+    # the figures drawn are linked, and only they
+    four = AuditFindings.model_validate(f.model_dump()).with_figures({"controls": ["audit_controls.png"]}).point(4)
+    assert "![decision swaps](figures/audit_controls.png)" in render(f.model_copy(update={"points": [four]}))
+    assert "![decision swaps](figures/audit_controls.png)" in text
+
+
+def test_a_bad_claims_file_stops_the_audit_before_it_trains(tmp_path):
+    (tmp_path / "claims.json").write_text("{")
+    with pytest.raises(ConfigError, match="claims file"):
+        audit("audit", tmp_path / "r", None, "cpu", claims_file=tmp_path / "claims.json")
+    assert not (tmp_path / "r").exists()
 
 
 def test_the_mqar_baselines_say_when_attnonly_does_not_learn_the_task_either():
     def row(model, d, acc, seed):
         return {"task": "mqar", "distance": d, "model": model, "seed": seed, "accuracy": acc, "status": "ok",
-                "faithful_model": False}
+                "tier": "mini"}
     runs = pd.DataFrame([row("attn", 126, 0.005, 0), row("attn", 126, 0.007, 1), row("conv", 126, 0.006, 0),
                          row("attn", 254, 0.99, 0), row("attn", 254, 0.97, 1),
                          dict(row("attn", 510, 0.99, 0), status="failed"),
                          dict(row("attn", 126, 0.99, 0), task="assoc_recall")])
     lines = baseline_lines(runs, "mqar")
     assert len(lines) == 2  # the failed cell and the other task are not read
-    assert lines[0].startswith("- mqar (mini, d=126) baselines: AttnOnly 0.0060 [")
+    assert lines[0].startswith("mqar (mini, d=126) baselines: AttnOnly 0.0060 [")
     assert "ConvOnly 0.0060" in lines[0] and "AttnOnly does not learn it here either" in lines[0]
-    assert lines[1].startswith("- mqar (mini, d=254) baselines: AttnOnly 0.9800 [")
+    assert lines[1].startswith("mqar (mini, d=254) baselines: AttnOnly 0.9800 [")
     assert "does not learn" not in lines[1]
     # where a routed seed solved it, an unlearned AttnOnly says so instead of 'cannot tell'
     solved = baseline_lines(runs, "mqar", {(126, "mini"): (2, 3), (254, "mini"): (1, 3)})
@@ -99,9 +217,10 @@ def test_the_mqar_baselines_say_when_attnonly_does_not_learn_the_task_either():
     assert solved[1] == lines[1]
 
 
-def _control(control, acc, usage, macs, seed=0):
-    return {"task": "assoc_recall", "distance": 126, "tier": "mini", "router": "gumbel", "lambda_target": 0.5,
-            "seed": seed, "control": control, "accuracy": acc, "usage": usage, "macs_forward_executed": macs}
+def _control(control, acc, usage, macs, seed=0, tier="mini"):
+    return {"task": "assoc_recall", "distance": 126, "tier": tier, "router": "gumbel", "lambda_target": 0.5,
+            "seed": seed, "control": control, "accuracy": acc, "usage": usage, "macs_forward_executed": macs,
+            "run_id": "r", "config_hash": f"{tier}{seed}"}
 
 
 def test_regret_compares_with_the_best_control_at_or_below_the_learned_usage():
@@ -111,16 +230,24 @@ def test_regret_compares_with_the_best_control_at_or_below_the_learned_usage():
         _control("random", 0.10, 0.02, 95.0), _control("random", 0.12, 0.02, 95.0, seed=1),
         _control("attn", 1.0, 1.0, 900.0), _control("attn", 1.0, 1.0, 900.0, seed=1),      # above the budget
     ])
-    (row,) = regret(controls, pd.DataFrame()).to_dict("records")
+    table = regret(controls, pd.DataFrame())
+    (row,) = table.to_dict("records")
     assert row["best_control"] == "last" and row["seeds"] == 2
     assert row["learned_accuracy"] == pytest.approx(0.85) and row["control_accuracy"] == pytest.approx(0.96)
     assert row["accuracy_regret"] == pytest.approx(0.11) and row["macs_ratio"] == pytest.approx(100 / 90)
     assert row["verdict"] == "CONTROL BETTER"
+    six = point6(table, controls)
+    assert six.verdict == "CONTROL BETTER" and six.parts == {"assoc_recall mini d=126 λ→0.5 gumbel": "CONTROL BETTER"}
+    assert six.numbers == {"CONTROL BETTER": 1} and six.summary == "CONTROL BETTER 1"
+    assert six.lines[0].endswith("regret +0.110, MACs ratio 1.111 -> CONTROL BETTER")
     worse = controls[controls["control"] != "last"]
     (row,) = regret(worse, pd.DataFrame()).to_dict("records")
     assert row["best_control"] == "random" and row["verdict"] == "LEARNED BETTER"
     alone = controls[controls["control"].isin(["learned", "attn"])]
     assert regret(alone, pd.DataFrame())["verdict"].tolist() == ["NO CONTROL AT THIS BUDGET"]
+    both = pd.concat([controls, alone.assign(distance=254)], ignore_index=True)
+    six = point6(regret(both, pd.DataFrame()), both)
+    assert six.verdict == "SEE PARTS" and six.numbers == {"CONTROL BETTER": 1, "NO CONTROL AT THIS BUDGET": 1}
 
 
 def test_regret_calls_equal_accuracy_below_solved_neither_solves():
@@ -132,15 +259,35 @@ def test_regret_calls_equal_accuracy_below_solved_neither_solves():
     assert regret(apart, pd.DataFrame())["verdict"].tolist() == ["LEARNED BETTER"]  # unsolved, still apart
 
 
+def test_a_paper_control_is_matched_with_the_faithful_learned_router():
+    """The `paper` profile's fixed-router controls are full size with faithful_model False: their tier
+    is 'faithful' (read off the model size), so regret sets them against the faithful learned rows,
+    and a mini control of the same task never is."""
+    def cell(router, acc, usage, size):
+        return {"model": "routed", "router": router, "task": "assoc_recall", "distance": 126, "accuracy": acc,
+                "usage": usage, "macs_forward_executed": 50.0, "faithful_model": False, "status": "ok", **size}
+    full, mini = FAITHFUL_SIZE, {"d_model": 16, "n_layers": 2, "n_heads": 2, "kernel_size": 4}
+    runs = pd.DataFrame([cell("last", 0.99, 0.001, full), cell("random", 0.10, 0.001, mini)])
+    runs["tier"] = tier_of(runs)
+    assert runs["tier"].tolist() == ["faithful", "mini"]
+    learned = pd.DataFrame([_control("learned", 0.50, 0.002, 100.0, tier="faithful"),
+                            _control("learned", 0.50, 0.002, 100.0, tier="mini")])
+    got = regret(learned, runs).set_index("tier")
+    assert got.loc["faithful", "best_control"] == "trained: last"
+    assert got.loc["faithful", "control_accuracy"] == 0.99 and got.loc["faithful", "verdict"] == "CONTROL BETTER"
+    assert got.loc["mini", "best_control"] == "trained: random" and got.loc["mini", "verdict"] == "LEARNED BETTER"
+
+
 def test_the_rate_based_analysis_of_a_cell_without_weights(tmp_path):
     store = RunStore(tmp_path)
     row = {"config_hash": "c", "task": "assoc_recall", "task_params": json.dumps({"distance": 6}), "distance": 6,
-           "faithful_model": True, "router": "", "lambda_target": 0.5, "seed": 3, "protocol": "faithful",
+           "tier": "faithful", "router": "", "lambda_target": 0.5, "seed": 3, "protocol": "faithful",
            "usage_per_layer": json.dumps([0.125, 1.0])}
     T = 8
     rates = pd.DataFrame([{"layer": layer, "position": t, "attention_rate": r}
                           for layer, rs in enumerate([[0] * 7 + [1.0], [1.0] * 8]) for t, r in enumerate(rs)])
     a = analysis_from_rates(row, rates, store)
+    assert a["tier"] == "faithful" and a["router"] == "gumbel"
     assert a["precision_layer_0"] == 1.0 and a["recall_layer_0"] == 1.0
     assert a["precision_layer_1"] == pytest.approx(1 / T) and a["recall_layer_1"] == 1.0
     assert a["attention_positions_per_sequence_layer_0"] == 1.0
@@ -158,22 +305,31 @@ def test_battery_table_gives_the_interval_the_range_and_chance():
     rows.append({**rows[0], "model": "routed", "lambda_target": 0.5, "accuracy": 0.25, "test_correct": 25,
                  "usage": 0.125, "phase2_ran": False})
     table = battery_table(pd.DataFrame(rows))
-    attn = next(line for line in table.splitlines() if "AttnOnly" in line)
+    by_series = {r[table.columns.index("series")]: dict(zip(table.columns, r)) for r in table.rows}
     lo, hi = t_interval([0.5, 0.6, 0.7])
-    assert f"0.600 [{lo:.3f}, {hi:.3f}]" in attn and "0.500-0.700" in attn and f"{1 / 246:.4f}" in attn
-    routed = next(line for line in table.splitlines() if "Routed λ→0.5" in line)
+    attn = by_series["AttnOnly"]
+    assert attn["accuracy [95%]"] == f"0.600 [{lo:.3f}, {hi:.3f}]" and attn["per-seed range"] == "0.500-0.700"
+    assert attn["chance"] == f"{1 / 246:.4f}" and attn["seeds"] == 3 and attn["phase 2 ran"] == ""
+    routed = by_series["Routed λ→0.5"]
     wlo, whi = wilson(25, 100)  # one seed: Wilson over its 100 test examples
-    assert f"0.250 [{wlo:.3f}, {whi:.3f}]" in routed and "0.125" in routed and "| 0/1 " in routed
-    assert battery_table(pd.DataFrame()).endswith("has no finished cell yet.")
+    assert routed["accuracy [95%]"] == f"0.250 [{wlo:.3f}, {whi:.3f}]" and routed["usage"] == "0.125"
+    assert routed["phase 2 ran"] == "0/1"
+    assert battery_table(pd.DataFrame()) is None
 
 
 def test_usage_mode_names_the_headline_outcomes():
-    assert usage_mode(0.0025, [0.001, 0.009, 0.0, 0.0]) == "≤ 0.5%"
-    assert usage_mode(0.2498, [0.006, 0.001, 0.992, 0.0]) == "one whole layer"
-    assert usage_mode(0.0263, [0.026, 0.0, 0.079, 0.0]) == "spread over layers"
+    limits = Limits.of(load_registry())
+    assert limits.published_usage == 0.005 and limits.success_accuracy == 0.99
+    assert usage_mode(0.0025, [0.001, 0.009, 0.0, 0.0], limits) == "≤ 0.5%"
+    assert usage_mode(0.2498, [0.006, 0.001, 0.992, 0.0], limits) == "one whole layer"
+    assert usage_mode(0.0263, [0.026, 0.0, 0.079, 0.0], limits) == "spread over layers"
+    # the thresholds come from the registry given, not from the one on disk
+    assert usage_mode(0.0263, [0.026, 0.0, 0.079, 0.0], Limits(published_usage=0.05, success_accuracy=0.9)) == "≤ 5.0%"
 
 
 def test_faithful_swap_lines_set_a_retrain_beside_the_headline_cell():
+    limits = Limits.of(load_registry())
+
     def row(control, acc, usage, per_layer, key="k0", seed=0):
         return {"config_hash": key, "seed": seed, "tier": "faithful", "task": "assoc_recall", "distance": 126,
                 "lambda_target": 0.5, "control": control, "accuracy": acc, "usage": usage,
@@ -185,98 +341,57 @@ def test_faithful_swap_lines_set_a_retrain_beside_the_headline_cell():
                              {**row("learned", 0.9, 0.5, [0.5, 0.5]), "tier": "mini", "config_hash": "m"}])
     headline = pd.DataFrame([{"config_hash": "k0", "accuracy": 1.0, "usage": 0.0030, "usage_per_layer": json.dumps(low)},
                              {"config_hash": "k1", "accuracy": 1.0, "usage": 0.0020, "usage_per_layer": json.dumps(low)}])
-    lines = faithful_swap_lines(controls, headline)
+    lines = faithful_swap_lines(controls, headline, limits)
     assert len(lines) == 2  # the mini row is not a faithful model
-    assert lines[0].startswith("- faithful assoc_recall d=126 λ→0.5, seed 0 (usage 0.0025, ≤ 0.5%): learned 1.000, "
+    assert lines[0].startswith("faithful assoc_recall d=126 λ→0.5, seed 0 (usage 0.0025, ≤ 0.5%): learned 1.000, "
                                "last 0.750;")
     assert lines[0].endswith("usage 0.0030 (≤ 0.5%), the same mode")
     assert "seed 1 (usage 0.2475, one whole layer): learned 1.000, oracle 0.500;" in lines[1]
     assert lines[1].endswith("another mode")
-    assert faithful_swap_lines(controls[controls["tier"] == "mini"], headline) == []
-    assert "headline's run" not in faithful_swap_lines(controls, pd.DataFrame())[0]
+    assert faithful_swap_lines(controls[controls["tier"] == "mini"], headline, limits) == []
+    assert "headline's run" not in faithful_swap_lines(controls, pd.DataFrame(), limits)[0]
 
 
-def test_the_audit_swaps_the_decisions_of_a_swaps_faithful_run(tmp_path):
-    """A run of the profile named swaps-faithful (faithful-size routed models with kept weights)
-    joins the audit: its models get decision swaps in the faithful tier, point 4 lists them per
-    seed, and point 6 no longer says that no faithful model kept its weights."""
-    swaps = {"name": "swaps-faithful", "description": "test", "decides_claims": False, "protocol": "smoke",
-             "test_sequences": 16, "save_models": True,
-             "grid": [{"task": "assoc_recall", "distances": [14], "models": ["routed"], "lambdas": [0.5],
-                       "seeds": [0]}]}
-    swaps_run, audit_run, text = _audit_beside(tmp_path, swaps)
-    assert f"swaps: `{swaps_run.path.name}` (complete, 1 cells)" in text
-    (key,) = swaps_run.runs()["config_hash"]
-    controls = pd.read_csv(audit_run.path / CONTROLS)
-    assert set(controls.loc[controls["config_hash"] == key, "tier"]) == {"faithful"}
-    assert "- faithful assoc_recall d=14 λ→0.5, seed 0 (usage " in text
-    assert "No faithful-size model kept its weights" not in text
-    assert "faithful" in set(pd.read_csv(audit_run.path / "regret.csv")["tier"])
+def test_the_shortcut_verdict_is_given_per_tier_with_its_counts():
+    limits = Limits.of(load_registry())
 
-
-def test_the_audit_reads_a_mqar_learnable_run_and_names_its_protocol(tmp_path):
-    learnable = {"name": "mqar-learnable", "description": "test", "decides_claims": False, "protocol": "smoke",
-                 "test_sequences": 16, "save_models": True, "model": TINY["model"],
-                 "grid": [{"task": "mqar", "distances": [6], "task_params": {"n_pairs": 2, "n_queries": 1},
-                           "models": ["routed"], "lambdas": [0.5], "seeds": [0]}]}
-    run, audit_run, text = _audit_beside(tmp_path, learnable)
-    assert f"mqar-learnable: `{run.path.name}` (complete, 1 cells)" in text
-    assert (f"## Can mqar be learned? (mini tier, smoke protocol: 2 baseline / 2 phase-1 epochs of 5 steps; run "
-            f"`{run.path.name}`)") in text
-    (key,) = run.runs()["config_hash"]
-    assert key in set(pd.read_csv(audit_run.path / CONTROLS)["config_hash"])
-    assert "smoke" in set(pd.read_csv(audit_run.path / "regret.csv")["protocol"])
-
-
-def test_the_audit_reads_a_mqar_controls_run_as_trained_from_scratch_controls(tmp_path):
-    """Fixed routers trained on mqar join point 4 as scratch controls with their protocol named; they
-    get a routing analysis but no decision swaps (they learned no decisions to swap)."""
-    learnable = {"name": "mqar-controls", "description": "test", "decides_claims": False, "protocol": "smoke",
-                 "test_sequences": 16, "save_models": True, "model": TINY["model"],
-                 "grid": [{"task": "mqar", "distances": [6], "task_params": {"n_pairs": 2, "n_queries": 1},
-                           "models": ["routed"], "lambdas": [0.5], "seeds": [0], "model": {"router": "last"}}]}
-    run, audit_run, text = _audit_beside(tmp_path, learnable)
-    assert f"mqar-controls: `{run.path.name}` (complete, 1 cells)" in text
-    assert ("- mqar (mini, d=6, smoke protocol: 2 baseline / 2 phase-1 epochs of 5 steps) last router trained "
-            "from scratch: accuracy ") in text
-    (key,) = run.runs()["config_hash"]
-    assert key not in set(pd.read_csv(audit_run.path / CONTROLS)["config_hash"])
-    analysis = pd.read_csv(audit_run.path / ANALYSIS)
-    assert analysis.loc[analysis["config_hash"] == key, "router"].tolist() == ["last"]
-
-
-def test_the_shortcut_verdict_is_given_per_tier_with_its_counts(tmp_path):
     def c(control, acc, seed, tier):
-        return {**_control(control, acc, 0.01, 100.0, seed=seed), "tier": tier, "config_hash": f"{tier}{seed}",
-                "usage_per_layer": json.dumps([0.01, 0.01])}
+        return {**_control(control, acc, 0.01, 100.0, seed=seed, tier=tier), "usage_per_layer": json.dumps([0.01, 0.01])}
     controls = pd.DataFrame([c("learned", 0.99, 0, "faithful"), c("last", 0.99, 0, "faithful"),
                              c("learned", 1.0, 1, "faithful"), c("last", 0.98, 1, "faithful"),
                              c("learned", 0.99, 0, "mini"), c("last", 0.80, 0, "mini")])
-    verdict, text = point4(controls, pd.DataFrame(), tmp_path)
-    assert verdict == "faithful: SHORTCUT CONFIRMED (1 group, 2 models); mini: NOT CONFIRMED (1 group, 1 model)"
-    assert "- assoc_recall (mini, d=126, λ→0.5, 1 model): learned 0.990, the same budget at the last positions 0.800" \
-        in text
-    unsolved = controls.assign(accuracy=0.01)
-    assert point4(unsolved, pd.DataFrame(), tmp_path)[0] == "NO SOLVED assoc_recall MODEL ANALYSED"
+    four = point4(controls, pd.DataFrame(), limits)
+    assert four.parts == {"faithful": "SHORTCUT CONFIRMED", "mini": "NOT CONFIRMED"} and four.verdict == "SEE PARTS"
+    assert four.numbers == {"faithful_groups": 1, "faithful_groups_matched": 1, "faithful_models": 2,
+                            "mini_groups": 1, "mini_groups_matched": 0, "mini_models": 1}
+    assert four.summary == "faithful: SHORTCUT CONFIRMED (1 group, 2 models); mini: NOT CONFIRMED (1 group, 1 model)"
+    assert ("assoc_recall (mini, d=126, λ→0.5, 1 model): learned 0.990, the same budget at the last positions 0.800"
+            in four.lines)
+    assert point4(controls[controls["tier"] == "faithful"], pd.DataFrame(), limits).verdict == "SHORTCUT CONFIRMED"
+    unsolved = point4(controls.assign(accuracy=0.01), pd.DataFrame(), limits)
+    assert unsolved.verdict == "NO SOLVED MODEL" and unsolved.summary == "NO SOLVED assoc_recall MODEL ANALYSED"
     # a solved mqar group trained on a longer budget: its verdict joins, its line names the protocol
     mqar = pd.DataFrame([{**c(ctl, acc, 0, "mini"), "task": "mqar", "distance": 8, "config_hash": "q",
                           "protocol": "long"} for ctl, acc in (("learned", 0.98), ("last", 0.30))])
-    verdict, text = point4(pd.concat([controls, mqar], ignore_index=True), pd.DataFrame(), tmp_path)
-    assert verdict.endswith("; mqar: RESISTS THE SHORTCUT (the last positions fall short in 1 of 1 solved model)")
-    assert ("- mqar (mini, d=8, λ→0.5, 1 model, long protocol: 180 baseline / 150 phase-1 epochs of 100 steps): "
-            "learned 0.980, the same budget at the last positions 0.300\n") in text
-    assert ("- mqar (mini, d=8, λ→0.5, seed 0, long protocol: 180 baseline / 150 phase-1 epochs of 100 steps; "
-            "usage 0.0100, solved): learned 0.980, last 0.300") in text
-    shortcut = mqar.assign(accuracy=0.98)
-    assert point4(pd.concat([controls, shortcut]), pd.DataFrame(), tmp_path)[0].endswith("mqar: DOES NOT RESIST "
-                                                                                          "(the last positions fall short in 0 of 1 solved model)")
+    four = point4(pd.concat([controls, mqar], ignore_index=True), pd.DataFrame(), limits)
+    assert four.parts["mqar"] == "RESISTS THE SHORTCUT"
+    assert four.numbers["mqar_solved_models"] == 1 and four.numbers["mqar_fall_short"] == 1
+    assert four.summary.endswith("; mqar: RESISTS THE SHORTCUT (the last positions fall short in 1 of 1 solved model)")
+    long = ", long protocol: 180 baseline / 150 phase-1 epochs of 100 steps"
+    assert f"mqar (mini, d=8, λ→0.5, 1 model{long}): learned 0.980, the same budget at the last positions 0.300" \
+        in four.lines
+    assert f"mqar (mini, d=8, λ→0.5, seed 0{long}; usage 0.0100, solved): learned 0.980, last 0.300" in four.lines
+    shortcut = point4(pd.concat([controls, mqar.assign(accuracy=0.98)]), pd.DataFrame(), limits)
+    assert shortcut.parts["mqar"] == "DOES NOT RESIST" and shortcut.numbers["mqar_fall_short"] == 0
     # bimodal mqar seeds: a group mean below the bar still counts its solved models, one by one
     unsolved = mqar.assign(config_hash="r", seed=1, accuracy=[0.26, 0.25])
-    verdict, text = point4(pd.concat([controls, mqar, unsolved], ignore_index=True), pd.DataFrame(), tmp_path)
-    assert verdict.endswith("; mqar: RESISTS THE SHORTCUT (the last positions fall short in 1 of 1 solved model)")
-    assert ("learned 0.620, the same budget at the last positions 0.275 (mean accuracy below 0.9: 1 of 2 seeds "
-            "solved it, each listed below)") in text
-    assert "seed 0, long protocol" in text and "seed 1, long protocol" not in text
+    four = point4(pd.concat([controls, mqar, unsolved], ignore_index=True), pd.DataFrame(), limits)
+    assert four.parts["mqar"] == "RESISTS THE SHORTCUT" and four.numbers["mqar_solved_models"] == 1
+    assert any(x.endswith("learned 0.620, the same budget at the last positions 0.275 (mean accuracy below 0.9: 1 of "
+                          "2 seeds solved it, each listed below)") for x in four.lines)
+    assert any("seed 0, long protocol" in x for x in four.lines)
+    assert not any("seed 1, long protocol" in x for x in four.lines)
+    assert {e.config_hash for e in four.evidence} == {"faithful0", "faithful1", "mini0", "q", "r"}
 
 
 def test_budget_note_names_only_protocols_off_the_faithful_budget():

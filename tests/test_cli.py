@@ -113,7 +113,7 @@ def test_flops_bad_input(args, needle, capsys):
 
 def test_memory_estimate_stops_before_allocating(monkeypatch, capsys):
     """A size inside the bounds that this machine cannot hold stops with one line, not an OOM."""
-    from suite.run import memory
+    from suite.compute import memory
     monkeypatch.setattr(memory, "available_bytes", lambda device: 2**30)
     assert main(["train", "--task", "assoc_recall", "--distance", "8190", "--model", "attn"]) == 2
     out, err = capsys.readouterr()

@@ -5,16 +5,11 @@ import pytest
 import torch
 
 from baselines import ModelConfig, build_model
-from suite.audit.swaps import COLUMNS, control_gates, decision_swaps, learned_gates, scored_mask
+from suite.audit.swaps import COLUMNS, control_gates, decision_swaps, learned_gates
 from suite.compute.readings import executed_macs, read_routing
 from suite.run.protocol import FAITHFUL
 from suite.run.trainer import evaluate, train
-from tasks import Batch, make_task
-
-try:
-    from tasks import IGNORE
-except ImportError:
-    IGNORE = -100
+from tasks import IGNORE, Batch, make_task
 
 CFG = ModelConfig(d_model=16, n_layers=2, n_heads=2, kernel_size=4)
 T = 16
@@ -65,7 +60,7 @@ def test_random_and_last_keep_each_sequences_per_layer_count_exactly():
         for k in range(2):
             one = gates[f"one_layer_{k}"][i]
             assert torch.equal(one[k], (t >= T - total[:, None]).to(g.dtype)) and one[1 - k].sum() == 0
-        assert torch.equal(gates["oracle"][i], scored_mask(b).expand(2, -1, -1).to(g.dtype))
+        assert torch.equal(gates["oracle"][i], b.mask.expand(2, -1, -1).to(g.dtype))
         assert torch.all(gates["conv"][i] == 0) and torch.all(gates["attn"][i] == 1)
         assert torch.equal(gates["learned"][i], g)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from suite.audit.swaps import learned_gates, routed_mixers, scored_mask
+from suite.audit.swaps import learned_gates, routed_mixers
 
 #: a layer routing at least this share of its positions counts as a whole attention layer
 FULL_LAYER = 0.95
@@ -45,7 +45,7 @@ def routing_analysis(model, batches) -> dict:
     any_attended = any_hit = scored_total = cells = sequences = 0
     for g, b in zip(gates, batches):
         on = g.round().bool().cpu()                       # (L, B, T)
-        scored = scored_mask(b).cpu()                     # (B, T)
+        scored = b.mask.cpu()                             # (B, T)
         for layer in range(L):
             attended[layer] += int(on[layer].sum())
             hit[layer] += int((on[layer] & scored).sum())

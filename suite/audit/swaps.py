@@ -24,20 +24,16 @@ question:
 
 `random` and `last` keep each sequence's per-layer count exactly, so their per-layer usage equals
 the learned one exactly; `one_layer` keeps each sequence's total count (unless the cap at T
-bites). Executed MACs are read the way `suite.compute.readings` reads them: a `Routing` built
-from the forced gates, counted by `executed_macs`.
+bites). Executed MACs are read the way `suite.compute.readings` reads them: `read_routing` of the
+forced run, counted by `executed_macs`.
 """
 from __future__ import annotations
 
 import torch
 
 from baselines.models import RoutedMixer
-from suite.compute.readings import Routing, executed_macs
-
-try:
-    from tasks import IGNORE
-except ImportError:  # older checkouts: every target is scored
-    IGNORE = -100
+from suite.compute.readings import Routing, executed_macs, read_routing
+from tasks import IGNORE
 
 COLUMNS = ("control", "accuracy", "test_correct", "test_total", "usage", "usage_per_layer",
            "macs_forward_executed", "note")
@@ -50,13 +46,6 @@ def routed_mixers(model) -> list[RoutedMixer]:
         raise TypeError(f"decision swaps need a routed model (every block a RoutedMixer), got "
                         f"{type(model).__name__}")
     return mixers
-
-
-def scored_mask(batch) -> torch.Tensor:
-    """(B, T) bool: True where that row scores that position (its target is not IGNORE)."""
-    m = torch.zeros_like(batch.inputs, dtype=torch.bool)
-    m[:, batch.positions] = batch.targets != IGNORE
-    return m
 
 
 class _Kept:
@@ -106,7 +95,7 @@ def control_gates(learned: list[torch.Tensor], batches, seed: int = 0) -> dict[s
         out["learned"].append(g.clone())
         out["random"].append((rank < counts[..., None]).to(dev, dt))
         out["last"].append((t >= T - counts[..., None]).to(dev, dt))
-        out["oracle"].append(scored_mask(b).to(dev).unsqueeze(0).expand(L, B, T).to(dt).clone())
+        out["oracle"].append(b.mask.to(dev).unsqueeze(0).expand(L, B, T).to(dt).clone())
         total = counts.sum(0).clamp(max=T)                                 # (B,)
         for k in range(L):
             one = torch.zeros(L, B, T, dtype=torch.bool)
@@ -117,21 +106,40 @@ def control_gates(learned: list[torch.Tensor], batches, seed: int = 0) -> dict[s
     return out
 
 
+class _Forced:
+    """`model` as `read_routing` calls it, with each batch's gates forced in turn (in the order the
+    batches are read); keeps every output, so one forward pass gives both the reading and the score."""
+
+    def __init__(self, model, mixers, gates: list[torch.Tensor]):
+        self.model, self.mixers, self.gates, self.outputs = model, mixers, list(gates), []
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def __call__(self, inputs, positions=None):
+        g = self.gates[len(self.outputs)]
+        for layer, m in enumerate(self.mixers):
+            m.forced_gate = g[layer]
+        out = self.model(inputs, positions)
+        if not torch.equal(torch.stack(out.gates), g.to(out.gates[0])):
+            raise RuntimeError("the model did not follow the forced gates")
+        self.outputs.append(out)
+        return out
+
+
 @torch.no_grad()
-def evaluate_gates(model, batches, gates: list[torch.Tensor]) -> dict:
+def forced_reading(model, batches, gates: list[torch.Tensor]) -> tuple[dict, Routing]:
     """Accuracy over the scored targets and per-layer usage with every routed layer's gates forced
-    to `gates` (per batch (L, B, T)); the model's forced gates and training flag are restored."""
+    to `gates` (per batch (L, B, T)), and the `read_routing` of the forced run; the model's forced
+    gates and training flag are restored."""
     correct = total = seen = 0
     per_layer = None
     with _Kept(model) as mixers:
-        model.eval()
-        for b, g in zip(batches, gates):
-            for layer, m in enumerate(mixers):
-                m.forced_gate = g[layer]
-            out = model(b.inputs, b.positions)
+        forced = _Forced(model, mixers, gates)
+        routing = read_routing(forced, batches)
+        for b, out in zip(batches, forced.outputs):
             used = torch.stack(out.gates)
-            if not torch.equal(used, g.to(used)):
-                raise RuntimeError("the model did not follow the forced gates")
             scored = b.targets != IGNORE
             correct += int(((out.logits.argmax(-1) == b.targets) & scored).sum())
             total += int(scored.sum())
@@ -141,25 +149,12 @@ def evaluate_gates(model, batches, gates: list[torch.Tensor]) -> dict:
     usage_per_layer = [int(x) / seen for x in per_layer]
     return {"accuracy": correct / total if total else float("nan"), "test_correct": correct,
             "test_total": total, "usage": sum(usage_per_layer) / len(usage_per_layer),
-            "usage_per_layer": usage_per_layer}
+            "usage_per_layer": usage_per_layer}, routing
 
 
-def routing_of(gates: list[torch.Tensor], batches) -> Routing:
-    """The `Routing` that `read_routing` would return had the model decided `gates`."""
-    counts, rows, rate_sum, n = [], None, None, 0
-    for g in gates:
-        g = g.detach().cpu()
-        L, B, T = g.shape
-        rows = rows or [{} for _ in range(L)]
-        r = g.sum(-1).round().long().T.tolist()                                       # (B, L)
-        pairs = (g * torch.arange(1, T + 1, dtype=g.dtype)).sum(-1).round().long().T.tolist()
-        for i in range(B):
-            counts.append(list(zip(r[i], pairs[i])))
-            for layer in range(L):
-                rows[layer].setdefault(r[i][layer], g[layer, i:i + 1].clone())
-        rate_sum = g.sum(1) if rate_sum is None else rate_sum + g.sum(1)
-        n += B
-    return Routing(counts, rate_sum / n, batches[0].inputs[:1].cpu(), rows)
+def evaluate_gates(model, batches, gates: list[torch.Tensor]) -> dict:
+    """`forced_reading`'s scores alone."""
+    return forced_reading(model, batches, gates)[0]
 
 
 def decision_swaps(model, batches, seed: int = 0) -> list[dict]:
@@ -183,8 +178,8 @@ def decision_swaps(model, batches, seed: int = 0) -> list[dict]:
     macs_by_counts: dict = {}
     rows = {}
     for name, gates in every.items():
-        row = {"control": name, **evaluate_gates(model, batches, gates)}
-        routing = routing_of(gates, batches)
+        scores, routing = forced_reading(model, batches, gates)
+        row = {"control": name, **scores}
         key = tuple(tuple(r for r, _ in c) for c in routing.counts)
         if key not in macs_by_counts:
             macs_by_counts[key] = float(executed_macs(model, routing))

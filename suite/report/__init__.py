@@ -1,1 +1,1 @@
-"""Prose: REPORT.md, REGRESS.md, AUDIT.md rendered from typed records."""
+"""Prose and figures from typed records: nothing here computes a finding."""
