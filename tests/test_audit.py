@@ -34,6 +34,9 @@ TINY = {"name": "tinyaudit", "description": "test", "decides_claims": False, "pr
                   "models": ["routed"], "lambdas": [0.5], "seeds": [0]}]}
 MQAR = {"task": "mqar", "task_params": {"n_pairs": 2, "n_queries": 1}, "lambdas": [0.5], "seeds": [0]}
 
+#: the whole file shares one end-to-end audit (about 85 s on 2 idle cores)
+pytestmark = pytest.mark.slow
+
 
 def _source(name, grid, model=TINY["model"]):
     prof = {"name": name, "description": "test", "decides_claims": False, "protocol": "smoke", "test_sequences": 16,

@@ -5,7 +5,7 @@ import pytest
 
 from suite.judge.claims import Check, check_claims, load_registry
 from suite.judge.published import key, load_published, text
-from suite.judge.report import main_table, report_markdown
+from suite.report.run_md import main_table, report_markdown
 from suite.errors import ConfigError
 
 CPU = {"name": "cpu", "decides_claims": True}

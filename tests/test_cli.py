@@ -64,6 +64,7 @@ def test_cuda_requested_without_cuda(capsys):
     assert "device: 'cuda' requested" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_json_end_to_end():
     r = run_cli(*TRAIN, "routed", "--d-model", "16", "--n-layers", "1", "--n-heads", "2",
                 "--kernel-size", "4", "--protocol", "smoke", "--format", "json", "--quiet", "--seed", "3")

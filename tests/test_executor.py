@@ -143,12 +143,14 @@ def local_run(tmp_path_factory):
     return the_run(where)
 
 
+@pytest.mark.slow
 def test_local_stores_every_failure_and_goes_on(local_run):
     assert_failures(local_run, "RuntimeError: the test router would have killed its worker process here")
     runs = read_runs(local_run / "runs.csv")
     assert (runs.loc[runs["status"] == "ok", "accuracy"].notna()).sum() == 5
 
 
+@pytest.mark.slow
 def test_processes_give_the_local_rows_and_survive_a_dying_worker(tmp_path, local_run, capsys):
     assert main(reproduce(tmp_path, PROFILE, "--executor", "processes", "--workers", "2",
                           "--threads-per-worker", "1")) == 0
@@ -162,6 +164,7 @@ def test_processes_give_the_local_rows_and_survive_a_dying_worker(tmp_path, loca
     assert not spawned_children()
 
 
+@pytest.mark.slow
 def test_ray_gives_the_local_rows_and_survives_a_dying_worker(tmp_path, local_run, capsys):
     ray = pytest.importorskip("ray")
     assert main(reproduce(tmp_path, PROFILE, "--executor", "ray", "--workers", "2", "--threads-per-worker", "1")) == 0
@@ -172,6 +175,7 @@ def test_ray_gives_the_local_rows_and_survives_a_dying_worker(tmp_path, local_ru
     assert_same(run, comparable(local_run))
 
 
+@pytest.mark.slow
 def test_ctrl_c_under_processes_stops_every_worker_and_the_run_resumes(tmp_path, capsys):
     """Ctrl-C as a terminal sends it: SIGINT to the whole process group, right after the first stored cell."""
     data = {**PROFILE, "name": "ctrlc", "grid": [
@@ -299,6 +303,7 @@ def smoke_tables(run: Path) -> dict:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["processes", "ray"])
 def test_the_smoke_profile_gives_the_same_rows_under_every_executor(tmp_path, executor):
     """The shipped smoke profile (the original router with its Gumbel noise, copy, induction heads,
@@ -339,6 +344,7 @@ def test_the_memory_check_counts_the_cells_that_share_the_device(tmp_path, monke
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("runs.csv"))
 
 
+@pytest.mark.slow
 def test_a_pool_that_breaks_before_its_futures_say_so_is_rebuilt(monkeypatch):
     """A worker can die between two submissions: the pool then refuses the next job at once. The job
     goes back to the queue, the pool is rebuilt, and every job still finishes exactly once."""
@@ -363,6 +369,7 @@ def test_a_pool_that_breaks_before_its_futures_say_so_is_rebuilt(monkeypatch):
     assert sorted((o.job.key, o.value, o.failure) for o in outcomes) == [(0, 0.0, None), (1, 1.0, None), (2, 2.0, None)]
 
 
+@pytest.mark.slow
 def test_an_abort_does_not_wait_for_a_result_a_terminated_worker_had_half_sent(tmp_path):
     """Ctrl-C can land while a worker sends its result: the pool's reader thread then waits for the
     rest of the message. Stopping the pool must end that wait, not hang the driver (nor its exit)."""

@@ -104,6 +104,7 @@ def expected(figures):
     return sorted(f"{f}.{ext}" for f in figures for ext in ("pdf", "png"))
 
 
+@pytest.mark.slow
 def test_everything_three_seeds_renders_every_figure_and_png_bytes_are_stable(tmp_path, capsys):
     run = make_run(tmp_path, seeds=(0, 1, 2), compute=True, routing=True, latency=True)
     first = render_figures(run)
@@ -116,6 +117,7 @@ def test_everything_three_seeds_renders_every_figure_and_png_bytes_are_stable(tm
     assert "skipped" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_one_seed_without_optional_files_skips_only_their_figures_via_newest_run(tmp_path, capsys):
     make_run(tmp_path, run_id="older", started="2026-01-01T00:00:00Z", protocol="smoke")
     run = make_run(tmp_path, run_id="newer", started="2026-11-29T00:00:00Z")
@@ -237,6 +239,7 @@ def test_the_registry_names_each_run_figure_what_it_reads_and_what_draws_it(tmp_
             s for s in specs if s.name == "savings").draw(run).axes[0].get_title(loc="left")
 
 
+@pytest.mark.slow
 def test_importing_the_figures_reads_no_data_file():
     """Published values and claims are read when a figure is drawn: importing every figure module
     with the readers broken succeeds, and drawing one reaches them."""

@@ -70,6 +70,7 @@ def test_pairs_are_by_seed():
 
 
 # -- end to end -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_regress_end_to_end_exit_codes_and_files(tier, capsys, monkeypatch):
     # the original router against its own reference: every reference cell trained and stored here
     assert main(["regress", "--router", "gumbel", "--seeds", "2", "--results-dir", str(tier), "--quiet"]) == 0

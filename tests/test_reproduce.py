@@ -19,6 +19,7 @@ def run_dirs(results: Path):
     return sorted(p for p in results.glob("*/*") if (p / "manifest.json").is_file())
 
 
+@pytest.mark.slow
 @pytest.mark.figures
 def test_smoke_profile_end_to_end(tmp_path, capsys):
     assert main(["reproduce", "--profile", "smoke", "--results-dir", str(tmp_path), "--quiet"]) == 0
@@ -72,6 +73,7 @@ SLOW_PROFILE = {
 }
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_with_exactly_one_row_per_cell(tmp_path):
     prof = tmp_path / "killable.json"
     prof.write_text(json.dumps(SLOW_PROFILE))
@@ -104,6 +106,7 @@ def test_interrupted_run_resumes_with_exactly_one_row_per_cell(tmp_path):
     assert len(run_dirs(results)) == 1
 
 
+@pytest.mark.slow
 def test_rerun_without_resume_continues_the_unfinished_run(tmp_path, capsys):
     prof = tmp_path / "p.json"
     prof.write_text(json.dumps({**SLOW_PROFILE, "name": "again"}))

@@ -140,6 +140,7 @@ def wait_for(check, timeout=120):
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_of_several_processes_starting_together_exactly_one_holds_the_lock(tmp_path):
     s = make(tmp_path)
     procs = contenders(s, 4, hold=3.0)
@@ -153,6 +154,7 @@ def test_of_several_processes_starting_together_exactly_one_holds_the_lock(tmp_p
     assert all("is being written by another process" in b.read_text() for b in busy)
 
 
+@pytest.mark.slow
 def test_a_lock_held_by_a_killed_process_is_free_afterwards(tmp_path):
     s = make(tmp_path)
     (proc,) = contenders(s, 1, hold=600)

@@ -198,6 +198,7 @@ LEARN = dataclasses.replace(FAITHFUL, name="learn", steps_per_epoch=100, eval_ba
                             phase1_max_epochs=5, solved_above=0.8, phase2_epochs=3, phase2_floor=0.0)
 
 
+@pytest.mark.slow
 def test_the_oracle_scores_at_least_the_learned_router_on_assoc_recall():
     task = make_task("assoc_recall", distance=14)
     cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, kernel_size=4)

@@ -8,7 +8,7 @@ from suite.errors import ConfigError
 from suite.core.io import write_csv
 from suite.figures.draw import render_figures
 from suite.judge.claims import check_claims, load_registry
-from suite.judge.report import claims_table, main_table, not_run_line, report_markdown, verdict_counts
+from suite.report.run_md import claims_table, main_table, not_run_line, report_markdown, verdict_counts
 from suite.run.store import CLAIMS, REPORT, RunStore
 from suite.schema.rows import faithful_rows
 
