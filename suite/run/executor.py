@@ -16,7 +16,7 @@ worker, so only the job that kills its worker alone is stored as failed. Keyboar
 failure: the driver stops every worker (workers ignore SIGINT themselves, the driver terminates and
 reaps them) and the interrupt propagates.
 
-The executor knows nothing of cells or stores: `suite.commands.reproduce.train_cells` builds the jobs
+The executor knows nothing of cells or stores: `suite.run.grid.train_cells` builds the jobs
 and writes what comes back. This module is the front door (the names, `make_executor`); the parts
 live beside it: executor_jobs (a job and its outcome), executor_base (the interface, `local`),
 executor_pool (`processes`), executor_ray (`ray`).
