@@ -128,6 +128,19 @@ class MixerLM(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
 
+    def force_gates(self, gates) -> None:
+        """Force every routed layer's decisions while its router still runs (FLOP checks, decision
+        swaps): one (B, T) 0/1 tensor for every layer, a sequence of one per layer, or None to let
+        the routers decide again."""
+        mixers = [b.mixer for b in self.blocks if isinstance(b.mixer, RoutedMixer)]
+        if not mixers:
+            raise ValueError(f"force_gates: {type(self).__name__} has no router")
+        per_layer = [gates] * len(mixers) if gates is None or isinstance(gates, torch.Tensor) else list(gates)
+        if len(per_layer) != len(mixers):
+            raise ValueError(f"force_gates: {len(per_layer)} gates for {len(mixers)} routed layers")
+        for mixer, g in zip(mixers, per_layer):
+            mixer.forced_gate = g
+
     def set_execution(self, execution: str) -> "MixerLM":
         """'dense' (the original) or 'sparse' (routed layers skip what their gates skip, in eval)."""
         if execution not in EXECUTIONS:

@@ -120,3 +120,18 @@ def test_unknown_model_router_and_config_key():
         make_router(ModelConfig(router="topk"))
     with pytest.raises(ModelConfigError, match="width: not a model parameter"):
         ModelConfig.from_dict({"width": 3})
+
+
+def test_force_gates_sets_each_routed_layer_and_releases_them():
+    m = build_model("routed", SMALL)
+    g0, g1 = torch.zeros(1, 8), torch.ones(1, 8)
+    m.force_gates([g0, g1])
+    assert [b.mixer.forced_gate for b in m.blocks] == [g0, g1]
+    m.force_gates(g1)
+    assert all(b.mixer.forced_gate is g1 for b in m.blocks)
+    m.force_gates(None)
+    assert all(b.mixer.forced_gate is None for b in m.blocks)
+    with pytest.raises(ValueError, match="^force_gates: 1 gates for 2 routed layers"):
+        m.force_gates([g0])
+    with pytest.raises(ValueError, match="^force_gates: AttnOnly has no router"):
+        build_model("attn", SMALL).force_gates(None)

@@ -60,8 +60,7 @@ class _Kept:
         return self.mixers
 
     def __exit__(self, *exc):
-        for m, g in zip(self.mixers, self.forced):
-            m.forced_gate = g
+        self.model.force_gates(self.forced)
         self.model.train(self.training)
         return False
 
@@ -119,8 +118,7 @@ class _Forced:
 
     def __call__(self, inputs, positions=None):
         g = self.gates[len(self.outputs)]
-        for layer, m in enumerate(self.mixers):
-            m.forced_gate = g[layer]
+        self.model.force_gates(list(g))
         out = self.model(inputs, positions)
         if not torch.equal(torch.stack(out.gates), g.to(out.gates[0])):
             raise RuntimeError("the model did not follow the forced gates")

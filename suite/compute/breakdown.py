@@ -37,8 +37,7 @@ def cross_check(model: str, cfg: ModelConfig, T: int, execution: str, usage: flo
     if model == "routed" and execution == "sparse":
         gate = torch.zeros(1, T)
         gate[0, last_positions(T, usage)] = 1
-        for blk in m.blocks:
-            blk.mixer.forced_gate = gate
+        m.force_gates(gate)
     ids = torch.randint(0, cfg.vocab_size, (1, T))
     total = table[table.part == "total"].set_index("reading")["macs"]
     problems = []

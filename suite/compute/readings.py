@@ -54,8 +54,7 @@ def _counted(model, ids, gates=None) -> tuple[int, list[int]]:
     per MAC), logits at every position; `gates` (per layer (1, T)) force the routing while the
     router still runs and is counted. `model` must be a CPU copy: GPU SDPA is counted dense."""
     if gates is not None:
-        for block, g in zip(model.blocks, gates):
-            block.mixer.forced_gate = g
+        model.force_gates(list(gates))
     with torch.no_grad(), counter_mode("executed") as fc:
         model(ids)
     by_module = fc.get_flop_counts()
