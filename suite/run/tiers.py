@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from suite.errors import parse
 from suite.judge.regress import ORIGINAL
-from suite.run.profiles import Profile, ProtocolName
+from suite.run.profiles import STRICT, Profile, ProtocolName
 from suite.run.store import CELL_TABLES, RunStore
 from suite.schema.bounds import Distance, Lambda, TestSequences
 from suite.schema.rows import ok_rows
@@ -21,9 +21,7 @@ from tasks import TASKS
 
 TIERS = Path(__file__).resolve().parent.parent / "data" / "tiers.json"
 REPO = Path(__file__).resolve().parent.parent.parent
-STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-REFERENCES = ("gumbel", "attn", "conv")
+REFERENCES = (ORIGINAL, "attn", "conv")
 
 
 class Battery(BaseModel):
