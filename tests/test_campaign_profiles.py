@@ -18,8 +18,13 @@ def reachable_claims():
 
 
 def covers(profile, claim) -> bool:
-    """Some faithful-model cells of the profile match every value combination the claim selects."""
-    cols = claim.select.columns()
+    """Some faithful-model cells of the profile match every value combination the claim selects
+    (and, for a contrast, every combination its other side selects)."""
+    return all(_covers(profile, s) for s in (claim.select, claim.against) if s is not None)
+
+
+def _covers(profile, select) -> bool:
+    cols = select.columns()
     cells = {(c.task, c.distance, c.model, c.protocol, c.lambda_target) for c in profile.cells
              if c.faithful_model}
     lams = cols.get("lambda_target", [None])
@@ -30,8 +35,11 @@ def covers(profile, claim) -> bool:
     return True
 
 
-def test_the_registry_holds_28_claims_a_cpu_can_reach():
-    assert len(reachable_claims()) == 28
+def test_the_registry_holds_28_claims_a_cpu_can_reach_and_4_curriculum_contrasts():
+    reach = reachable_claims()
+    assert len([c for c in reach if c.reading != "contrast"]) == 28
+    assert sorted(c.id for c in reach if c.reading == "contrast") == [
+        "T2-effect01-126", "T2-effect01-254", "T2-effect05-126", "T2-effect05-254"]
 
 
 #: a real gap this test found (stop 20): these claims select 254 AND 510 in one run, and the checker

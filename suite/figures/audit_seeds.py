@@ -74,7 +74,7 @@ def draw_savings_readings(runs: pd.DataFrame, published: dict | None = None) -> 
 def _interval_kind(s) -> str:
     if s is None:
         return "no values"
-    return f"mean and 95% t-interval over {s.n} seeds" if s.kind.startswith("t over") else f"mean and {s.kind}"
+    return f"mean and {s.kind}" if s.n < 3 else f"mean and 95% {s.kind}"
 
 
 def _one_position_lines(ax, g: pd.DataFrame) -> None:

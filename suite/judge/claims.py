@@ -1,28 +1,33 @@
-"""The checker: a run's rows + the claims registry -> one verdict per claim, read two ways.
+"""The checker: rows + the claims registry -> one typed verdict per claim (claims.md).
 
-Typical reading (claims.md): PASS when the mean meets the comparator and the 95% interval
-(suite.judge.stats.interval) does not cross the threshold; FAIL when the interval lies entirely
-on the wrong side; otherwise INCONCLUSIVE. With fewer than 3 seeds only accuracy has an interval
-(Wilson over the test examples); other metrics are INCONCLUSIVE: a point value is not evidence.
-Achievable reading: PASS when at least one seed of every cell meets every check, FAIL when none
-does; the seed success rate comes with its Wilson interval. The claim's `reading` picks which of
-the two is its verdict. NOT-RUN when the run holds no faithful cell of the claim.
+A seed succeeds when it meets every check of the claim. The typical reading asks whether the
+median run meets the claim: an anytime-valid test of the seed success rate against 1/2
+(suite.judge.sequential), per cell; a claim over several cells (distance [254, 510]) PASSes only
+when every cell does. A seed whose outcome is unknown (a failed cell; a failure a profile's epoch
+cap may have caused) counts against whichever verdict it could overturn. A `contrast` claim
+compares two cells' success rates (suite.judge.contrast). A claim with a `bound` FAILs by
+arithmetic when no run of the architecture can meet it (suite.judge.bounds), whatever the seeds.
+Beside every verdict: the magnitude (mean, bootstrap interval) and the achievable rate.
 
-Also INCONCLUSIVE: a FAIL that a profile's epoch cap may have caused, a claim over several cells
-of which some are missing, any claim the run's profile may not decide, a typical PASS (or an
-achievable FAIL) over cells with failed seeds, which might have gone the other way.
-The checker refuses what it cannot count: a cell stored twice, or an ok row without a value.
+NOT-RUN when no faithful cell of the claim is there. A profile that may not decide the claim
+(a mini profile, say) gives at most INCONCLUSIVE. The checker refuses what it cannot count: a
+cell stored twice, or an ok row without a value.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from suite.errors import ConfigError
-from suite.judge.registry import DERIVED, REGISTRY, Check, Claim, load_registry
-from suite.judge.stats import MIN_SEEDS_FOR_SEED_INTERVAL, interval, wilson
+from suite.judge import bounds
+from suite.judge.contrast import contrast
+from suite.judge.registry import DERIVED, REGISTRY, Check, Claim, Select, load_registry
+from suite.judge.sequential import ALPHA, METHOD, achievable, exact_interval, seed_test
+from suite.judge.stats import interval
+from suite.judge.verdict import COLUMNS, ClaimVerdict, frame
 from suite.schema.rows import faithful_rows, ok_rows
 
-__all__ = ["REGISTRY", "Check", "Claim", "load_registry", "check_claims", "stopped_by_cut", "CELL_KEYS"]
+__all__ = ["REGISTRY", "Check", "Claim", "load_registry", "check_claims", "judge_claims", "stopped_by_cut",
+           "CELL_KEYS", "COLUMNS"]
 
 COMBINE_ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT-RUN": 2, "PASS": 3}
 CELL_KEYS = ["task", "distance", "model", "lambda_target", "protocol"]
@@ -33,8 +38,8 @@ def _line(index) -> str:
     return f"runs.csv line {int(index) + 2}"
 
 
-def _refuse_duplicates(runs: pd.DataFrame) -> None:
-    """A cell stored twice would count its seed twice and narrow the interval."""
+def refuse_duplicates(runs: pd.DataFrame) -> None:
+    """A cell stored twice would count its seed twice."""
     if runs.empty:
         return
     same_seed = "task, distance, model, lambda, protocol and seed"
@@ -48,21 +53,21 @@ def _refuse_duplicates(runs: pd.DataFrame) -> None:
                               "a cell may be stored once")
 
 
-def _failed_rows(runs: pd.DataFrame) -> pd.DataFrame:
-    """Faithful cells that stopped with an error: never seeds, but they keep a claim from passing."""
+def failed_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """Faithful cells that stopped with an error: seeds of unknown outcome."""
     if runs.empty or "status" not in runs.columns:
         return runs.iloc[:0]
     failed = runs[runs["status"] == "failed"]
     return failed[failed["faithful_model"].fillna(False).astype(bool)]
 
 
-def _matching(runs: pd.DataFrame, claim: Claim) -> pd.DataFrame:
+def matching(runs: pd.DataFrame, select: Select, claim_id: str) -> pd.DataFrame:
     if runs.empty:
         return runs
     mask = pd.Series(True, index=runs.index)
-    for key, want in claim.select.columns().items():
+    for key, want in select.columns().items():
         if key not in runs.columns:
-            raise ConfigError(f"claim {claim.id}: runs.csv has no column '{key}'")
+            raise ConfigError(f"claim {claim_id}: runs.csv has no column '{key}'")
         mask &= runs[key].isin(want)
     return runs[mask]
 
@@ -73,8 +78,8 @@ def _column(rows: pd.DataFrame, metric: str) -> pd.Series | None:
     return rows[metric].astype(float) if metric in rows.columns else None
 
 
-def _measured(faithful: pd.DataFrame, registry: list[Claim]) -> set[str]:
-    """Metrics the run measured at all; one that is empty everywhere is 'not measured', not an error."""
+def measured_metrics(faithful: pd.DataFrame, registry: list[Claim]) -> set[str]:
+    """Metrics the rows measured at all; one empty everywhere is 'not measured', not an error."""
     metrics = {ch.metric for c in registry for ch in c.checks + ([c.success] if c.success else [])}
     return {m for m in metrics if (col := _column(faithful, m)) is not None and col.notna().any()}
 
@@ -86,139 +91,190 @@ def _refuse_nan(rows: pd.DataFrame, claim: Claim, measured: set[str]) -> None:
                               f"(claim {claim.id}); a finished cell must have every metric the run measured")
 
 
+def _cut_rows(g: pd.DataFrame) -> pd.Series:
+    """Seeds a profile's epoch cap ended before they solved the task."""
+    if "epoch_cap" not in g or g["epoch_cap"].isna().all():
+        return pd.Series(False, index=g.index)
+    hit = g["epoch_cap"].notna() & (g["epochs_phase1"] >= g["epoch_cap"]) & ~g["phase2_ran"].astype(bool)
+    return hit & (g["val_accuracy"] <= 0.99)
+
+
 def stopped_by_cut(g: pd.DataFrame) -> bool:
     """Did a profile's epoch cap end any seed of this cell before it solved the task?"""
-    if "epoch_cap" not in g or g["epoch_cap"].isna().all():
-        return False
-    hit = g["epoch_cap"].notna() & (g["epochs_phase1"] >= g["epoch_cap"]) & ~g["phase2_ran"].astype(bool)
-    return bool((hit & (g["val_accuracy"] <= 0.99)).any())
+    return bool(_cut_rows(g).any())
 
 
-def _judge(g: pd.DataFrame, ch: Check, measured: set[str]):
-    """(interval or None, typical verdict, note) of one check on one cell."""
-    if ch.metric not in measured:
-        return None, "NOT-RUN", ""
-    acc = ch.metric == "accuracy"
-    m = interval(ch.metric, _column(g, ch.metric), g["test_correct"] if acc else None, g["test_total"] if acc else None)
-    verdict = ch.decide(m.mean, m.low, m.high)
-    if not acc and m.n < MIN_SEEDS_FOR_SEED_INTERVAL and verdict != "INCONCLUSIVE":
-        return m, "INCONCLUSIVE", f"{ch.metric}: {m.n} seed(s), fewer than {MIN_SEEDS_FOR_SEED_INTERVAL} (no interval)"
-    if verdict == "FAIL" and stopped_by_cut(g):
-        return m, "INCONCLUSIVE", f"{ch.metric}: a seed was stopped by the profile's epoch cap before solving"
-    return m, verdict, ""
-
-
-def _seeds_meeting(g: pd.DataFrame, checks: list[Check]) -> int:
-    """How many seeds of one cell meet every check (the achievable reading)."""
+def _meets(g: pd.DataFrame, checks: list[Check]) -> pd.Series:
     held = pd.Series(True, index=g.index)
     for ch in checks:
         held &= _column(g, ch.metric).map(ch.holds)
-    return int(held.sum())
+    return held
 
 
-def _achievable(cells: list, claim: Claim, measured: set[str]) -> tuple[str, int, int]:
-    """(verdict, seeds meeting every check, seeds) of the cell with the lowest success rate."""
-    if any(ch.metric not in measured for ch in claim.checks):
-        return "NOT-RUN", 0, 0
-    rates = [(_seeds_meeting(g, claim.checks), len(g), g) for _, g, _ in cells]
-    k, n, g = min(rates, key=lambda r: r[0] / r[1])
-    if k:
-        return "PASS", k, n
-    return ("INCONCLUSIVE" if stopped_by_cut(g) else "FAIL"), k, n
-
-
-def _missing_cells(rows: pd.DataFrame, claim: Claim) -> list[str]:
-    """Listed select values (e.g. distance [254, 510]) with no row: the claim needs every one."""
-    out = []
-    for key, want in claim.select.columns().items():
-        if len(want) > 1:
-            out += [f"{key}={v}" for v in want if not (rows[key] == v).any()]
-    return out
+def _outcomes(g: pd.DataFrame, failed: pd.DataFrame, checks: list[Check]) -> list[bool | None]:
+    """Seed outcomes in seed order: True / False, or None where unknown (a failed cell, or a
+    failure the epoch cap may have caused)."""
+    held, cut = _meets(g, checks), _cut_rows(g)
+    by_seed = {int(s): (None if (not h and c) else bool(h)) for s, h, c in zip(g["seed"], held, cut)}
+    for s in failed["seed"]:
+        by_seed.setdefault(int(s), None)
+    return [by_seed[s] for s in sorted(by_seed)]
 
 
 def _seed_success(g: pd.DataFrame, claim: Claim) -> str:
     out = []
     if claim.success is not None:
         s = claim.success
-        out.append(f"{_seeds_meeting(g, [s])}/{len(g)} seeds {s.metric} {s.comparator} {s.threshold:g}")
-    if len(claim.checks) > 1 and all(ch.metric in g.columns for ch in claim.checks):
-        out.append(f"{_seeds_meeting(g, claim.checks)}/{len(g)} seeds meet every check")
+        out.append(f"{int(_meets(g, [s]).sum())}/{len(g)} seeds {s.metric} {s.comparator} {s.threshold:g}")
+    if len(claim.checks) > 1:
+        out.append(f"{int(_meets(g, claim.checks).sum())}/{len(g)} seeds meet every check")
     return "; ".join(out)
 
 
-def _not_run(base: dict, failed: int) -> dict:
-    verdict, note = ("INCONCLUSIVE", f"{failed} failed cell(s), no seed finished") if failed else \
-        ("NOT-RUN", "no faithful cell of this claim in the run")
-    return {**base, "measured": None, "low": None, "high": None, "interval": "", "n_seeds": 0, "seed_success": "",
-            "typical": verdict, "achievable": verdict, "achievable_seeds": "", "seed_success_low": None,
-            "seed_success_high": None, "verdict": verdict, "details": "", "note": note}
+def _details(g: pd.DataFrame, claim: Claim) -> str:
+    parts = []
+    for ch in claim.checks:
+        acc = ch.metric == "accuracy"
+        col = _column(g, ch.metric)
+        m = None if col is None else interval(ch.metric, col, g["test_correct"] if acc else None,
+                                              g["test_total"] if acc else None)
+        if m is None:
+            parts.append(f"{ch.text()}: not measured")
+            continue
+        parts.append(f"{ch.text()}: mean {m.mean:.4f} [{m.low:.4f}, {m.high:.4f}] {m.kind}; "
+                     f"{int(_meets(g, [ch]).sum())}/{len(g)} seeds meet it")
+    return "; ".join(parts)
 
 
-def _check_claim(c: Claim, faithful: pd.DataFrame, failed_all: pd.DataFrame, profile: dict, measured: set[str]) -> dict:
-    rows = _matching(faithful, c)
-    failed = len(_matching(failed_all, c))
-    base = {"claim_id": c.id, "source": c.source, "claim": c.claim, "published": c.published,
+def _base(c: Claim) -> dict:
+    return {"claim_id": c.id, "source": c.source, "claim": c.claim, "published": c.published,
             "comparator": " and ".join(ch.text() for ch in c.checks), "reading": c.reading}
+
+
+def _runs_of(rows: pd.DataFrame) -> str:
+    return ", ".join(sorted(rows["run"].dropna().unique())) if "run" in rows else ""
+
+
+class Rows:
+    """What one judgement reads: the faithful ok rows, the failed faithful cells, the measured
+    metrics, and whether the rows' profile may decide each claim."""
+
+    def __init__(self, runs: pd.DataFrame, decides, arithmetic_without_rows: bool):
+        refuse_duplicates(runs)
+        self.faithful, self.failed = faithful_rows(runs), failed_rows(runs)
+        self.decides = decides
+        self.arithmetic_without_rows = arithmetic_without_rows
+        self.measured: set[str] = set()
+
+
+def _arithmetic(c: Claim, rows: pd.DataFrame) -> ClaimVerdict | None:
+    found = bounds.impossible(c)
+    if not found:
+        return None
+    b, threshold = min(found, key=lambda x: x[0].ceiling)
+    extra = ""
+    if not rows.empty:
+        extra = f"; the seeds agree: {_details(rows, c)}"
+    return ClaimVerdict(**_base(c), verdict="FAIL", decided_by="arithmetic",
+                        method="arithmetic bound from the FLOP closed forms (ConvOnly executes the least any "
+                               "routed model can)", n_seeds=int(rows["seed"].nunique()) if len(rows) else 0,
+                        statistic=f"ceiling {b.ceiling:.4f} at T = {b.seq_len}", stopped="decided without seeds",
+                        details=b.evidence(threshold) + extra, runs=_runs_of(rows))
+
+
+def _typical(c: Claim, data: Rows) -> ClaimVerdict:
+    rows = matching(data.faithful, c.select, c.id)
+    failed = matching(data.failed, c.select, c.id)
+    if (len(rows) or data.arithmetic_without_rows) and (v := _arithmetic(c, rows)) is not None:
+        return v
     if rows.empty:
-        return _not_run(base, failed)
-    _refuse_nan(rows, c, measured)
-    cells = []
-    for _, g in rows.groupby(CELL_KEYS, sort=True):
-        checks = [(ch, *_judge(g, ch, measured)) for ch in c.checks]
-        verdicts = [v for _, _, v, _ in checks]
-        verdict = min(verdicts, key=COMBINE_ORDER.get)
-        if "NOT-RUN" in verdicts and "FAIL" not in verdicts:
-            verdict = "NOT-RUN"
-        cells.append((verdict, g, checks))
-    typical, g, checks = min(cells, key=lambda x: COMBINE_ORDER[x[0]])
-    achievable, k, n = _achievable(cells, c, measured)
-    notes = [note for _, _, _, note in checks if note]
-    missing = _missing_cells(rows, c)
-    if missing:
-        typical = "INCONCLUSIVE" if typical != "FAIL" else typical
-        achievable = "INCONCLUSIVE" if achievable == "PASS" else achievable
-        notes.append(f"cells not in this run: {', '.join(missing)}")
-    if failed:
-        typical = "INCONCLUSIVE" if typical == "PASS" else typical
-        achievable = "INCONCLUSIVE" if achievable == "FAIL" else achievable
-        notes.append(f"{failed} failed cell(s)")
-    if profile.get("name") not in c.profiles or not profile.get("decides_claims", True):
-        typical = "INCONCLUSIVE" if typical != "NOT-RUN" else typical
-        achievable = "INCONCLUSIVE" if achievable != "NOT-RUN" else achievable
-        if typical != "NOT-RUN":
-            notes.append(f"profile '{profile.get('name')}' cannot decide this claim "
-                         f"(decided by: {', '.join(c.profiles)})")
-    unmeasured = [ch.metric for ch, m, _, _ in checks if m is None]
+        verdict, note = ("INCONCLUSIVE", f"{len(failed)} failed cell(s), no seed finished") if len(failed) else \
+            ("NOT-RUN", "no faithful cell of this claim")
+        return ClaimVerdict(**_base(c), verdict=verdict, decided_by="not-run", note=note)
+    _refuse_nan(rows, c, data.measured)
+    notes = []
+    unmeasured = [ch.metric for ch in c.checks if ch.metric not in data.measured]
     if unmeasured:
-        notes.append(f"not measured in this run: {', '.join(unmeasured)}")
-    caps = sorted({int(x) for x in g["epoch_cap"].dropna()}) if "epoch_cap" in g else []
-    if caps:
-        notes.append(f"cut: epoch cap {caps} on the baseline / phase-1 budget")
+        return ClaimVerdict(**_base(c), verdict="NOT-RUN", decided_by="not-run", n_seeds=int(rows["seed"].nunique()),
+                            note=f"not measured: {', '.join(unmeasured)}", runs=_runs_of(rows))
+    cells = []
+    for key, g in rows.groupby(CELL_KEYS, sort=True):
+        f = failed[(failed[CELL_KEYS] == pd.Series(key, index=CELL_KEYS)).all(axis=1)] if len(failed) else failed
+        cells.append((seed_test(_outcomes(g, f, c.checks)), g))
+    test, g = min(cells, key=lambda x: (COMBINE_ORDER[x[0].verdict], x[0].successes / max(x[0].n, 1)))
+    verdict = test.verdict
+    missing = [f"{k}={v}" for k, want in c.select.columns().items() if len(want) > 1
+               for v in want if not (rows[k] == v).any()]
+    if missing:
+        verdict = "INCONCLUSIVE" if verdict == "PASS" else verdict
+        notes.append(f"cells not judged here: {', '.join(missing)}")
+    if len(failed):
+        notes.append(f"{len(failed)} failed cell(s) (outcome unknown)")
+    if int(_cut_rows(rows).sum()):
+        notes.append(f"{int(_cut_rows(rows).sum())} seed(s) stopped by the epoch cap before solving (outcome unknown)")
+    if not data.decides(c):
+        verdict = "INCONCLUSIVE"
+        notes.append(f"these rows' profile cannot decide this claim (decided by: {', '.join(c.profiles)})")
     if len(cells) > 1:
         notes.append(f"{len(cells)} cells; the worst is shown (d={g['distance'].iloc[0]})")
-    first = checks[0][1]
-    low, high = wilson(k, n) if n else (None, None)
-    details = "; ".join(f"{ch.text()}: " + ("not measured" if m is None else
-                                             f"{m.mean:.4f} [{m.low:.4f}, {m.high:.4f}] {m.kind} -> {v}")
-                        for ch, m, v, _ in checks)
-    return {**base, "measured": None if first is None else first.mean, "low": None if first is None else first.low,
-            "high": None if first is None else first.high, "interval": "" if first is None else first.kind,
-            "n_seeds": int(g["seed"].nunique()), "seed_success": _seed_success(g, c), "typical": typical,
-            "achievable": achievable, "achievable_seeds": f"{k}/{n}" if n else "", "seed_success_low": low,
-            "seed_success_high": high, "verdict": typical if c.reading == "typical" else achievable,
-            "details": details, "note": "; ".join(notes)}
+    first = c.checks[0]
+    acc = first.metric == "accuracy"
+    m = interval(first.metric, _column(g, first.metric), g["test_correct"] if acc else None,
+                 g["test_total"] if acc else None)
+    k, n = test.successes, test.n
+    low, high = exact_interval(k, n) if n else (None, None)
+    return ClaimVerdict(**_base(c), verdict=verdict, decided_by="seeds", method=METHOD, alpha=test.alpha, n_seeds=n,
+                        successes=k, statistic=test.statistic(), stopped=test.stopped(),
+                        more_to_decide=test.more() if verdict == "INCONCLUSIVE" and data.decides(c) else "",
+                        achievable=achievable(k, n), seed_success_low=low, seed_success_high=high,
+                        seed_success=_seed_success(g, c), measured=m.mean, low=m.low, high=m.high, interval=m.kind,
+                        details=_details(g, c), note="; ".join(notes), runs=_runs_of(rows))
 
 
-COLUMNS = ["claim_id", "source", "claim", "published", "comparator", "measured", "low", "high", "interval", "n_seeds",
-           "seed_success", "reading", "typical", "achievable", "achievable_seeds", "seed_success_low",
-           "seed_success_high", "verdict", "details", "note"]
+def _contrast(c: Claim, data: Rows) -> ClaimVerdict:
+    mine = matching(data.faithful, c.select, c.id)
+    theirs = matching(data.faithful, c.against, c.id)
+    if mine.empty or theirs.empty:
+        side = "selected" if mine.empty else "'against'"
+        return ClaimVerdict(**_base(c), verdict="NOT-RUN", decided_by="not-run",
+                            note=f"no faithful cell of the {side} cells")
+    k, n = int(_meets(mine, c.checks).sum()), len(mine)
+    j, m = int(_meets(theirs, c.checks).sum()), len(theirs)
+    t = contrast(k, n, j, m)
+    verdict, notes = t.verdict, []
+    if not data.decides(c):
+        verdict = "INCONCLUSIVE"
+        notes.append(f"these rows' profile cannot decide this claim (decided by: {', '.join(c.profiles)})")
+    more = (f"{t.more} more seeds on each side, agreeing with the claim, would PASS it" if t.more else
+            "more than 64 more seeds on each side") if verdict == "INCONCLUSIVE" else ""
+    low, high = exact_interval(k, n)
+    return ClaimVerdict(**_base(c), verdict=verdict, decided_by="contrast", method=t.method, alpha=t.alpha, n_seeds=n + m,
+                        successes=k, statistic=t.statistic(), stopped="fixed sample: every seed of both cells",
+                        more_to_decide=more, achievable=achievable(k, n), seed_success_low=low, seed_success_high=high,
+                        seed_success=f"{k}/{n} seeds against {j}/{m} seeds meet every check",
+                        details=f"selected: {_details(mine, c)}; against: {_details(theirs, c)}",
+                        note="; ".join(notes), runs=_runs_of(pd.concat([mine, theirs])))
+
+
+def judge_claims(runs: pd.DataFrame, registry: list[Claim], decides,
+                 arithmetic_without_rows: bool = False) -> list[ClaimVerdict]:
+    """One verdict per claim of `registry` over `runs`; `decides(claim)` says whether these rows'
+    profile may decide it. A claim decided by arithmetic reads FAIL where the rows hold its cells,
+    and everywhere with `arithmetic_without_rows` (the results-wide table); a run that never
+    trained the cell reports it NOT-RUN rather than judge what it did not touch."""
+    data = Rows(runs, decides, arithmetic_without_rows)
+    data.measured = measured_metrics(data.faithful, registry)
+    return [(_contrast if c.reading == "contrast" else _typical)(c, data) for c in registry]
+
+
+def profile_decides(profile: dict):
+    """A run's profile decides the claims that name it, unless it says it decides none."""
+    return lambda c: profile.get("name") in c.profiles and profile.get("decides_claims", True)
 
 
 def check_claims(runs: pd.DataFrame, profile: dict, registry: list[Claim]) -> pd.DataFrame:
-    """One row per claim (COLUMNS): both readings, the verdict its reading picks, the first check's
-    measurement and interval, the seeds' success rate with its Wilson interval, notes."""
-    _refuse_duplicates(runs)
-    faithful = faithful_rows(runs)
-    measured = _measured(faithful, registry)
-    failed = _failed_rows(runs)
-    return pd.DataFrame([_check_claim(c, faithful, failed, profile, measured) for c in registry], columns=COLUMNS)
+    """claims.csv of one run: one row per claim (suite.judge.verdict.COLUMNS)."""
+    return frame(judge_claims(runs, registry, profile_decides(profile)))
+
+
+__all__ += ["ALPHA", "profile_decides"]

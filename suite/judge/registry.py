@@ -1,10 +1,12 @@
 """The claims registry (suite/data/claims.json) as a typed schema: a mistyped key, metric or
 comparator stops at load time with one line naming the claim, before any run is judged.
 
-A claim selects faithful cells, lists checks that must all hold, and says how it is read over
-seeds (claims.md, "Two readings"): `typical` judges the seeds' mean with its interval,
-`achievable` holds when at least one seed meets every check. `typical` decides unless the
-claim gives a reason for another reading.
+A claim selects faithful cells and lists checks that must all hold; a seed succeeds when it meets
+every one. How it is read (claims.md): `typical` asks whether the median run meets it (a test on
+seed success, suite.judge.sequential); `contrast` asks whether the selected cells succeed more
+often than the `against` cells (the curriculum effect). A claim with a `bound` is also decided by
+arithmetic: when the FLOP closed forms show no run of the architecture can meet it, it FAILs
+whatever the seeds (suite.judge.bounds).
 """
 from __future__ import annotations
 
@@ -94,14 +96,23 @@ class Claim(BaseModel):
     checks: list[Check] = Field(min_length=1)
     profiles: list[str] = Field(min_length=1)
     success: Check | None = None
-    reading: Literal["typical", "achievable"] = "typical"
+    reading: Literal["typical", "contrast"] = "typical"
+    against: Select | None = None
+    bound: Literal["conv-only-executed-savings"] | None = None
     reason: str = ""
 
     @model_validator(mode="after")
-    def _reading_has_a_reason(self) -> "Claim":
-        if self.reading != "typical" and not self.reason:
-            raise ValueError("reason: reading 'achievable' needs one "
-                             "(claims.md: typical decides unless a reason says otherwise)")
+    def _reading_fits(self) -> "Claim":
+        if (self.reading == "contrast") != (self.against is not None):
+            raise ValueError("against: reading 'contrast' needs the cells it is compared against, "
+                             "and only 'contrast' takes them")
+        if self.reading == "contrast" and not self.reason:
+            raise ValueError("reason: reading 'contrast' needs one (claims.md: typical decides unless a "
+                             "reason says otherwise)")
+        if self.bound is not None and not any(ch.metric == "savings_executed" and ch.comparator == ">="
+                                              for ch in self.checks):
+            raise ValueError("bound: 'conv-only-executed-savings' bounds a check 'savings_executed >= x'; "
+                             "this claim has none")
         return self
 
 

@@ -1,8 +1,10 @@
-"""The one interval over a cell's seeds, shared by the verdicts and the figures' error bars, so a
-figure never shows a different interval from the claim it illustrates.
+"""The one interval over a cell's seeds, shared by the claims' magnitude and the figures' error
+bars, so a figure never shows a different interval from the claim it illustrates. It describes
+magnitude; verdicts are tests on seed success (suite.judge.sequential).
 
-Student t over seeds with >= 3 seeds; with fewer, Wilson over the pooled test examples for
-accuracy, and the range over seeds otherwise. Every interval is clipped to what its metric can
+With >= 3 seeds a percentile bootstrap of the mean over seeds (seed outcomes are bimodal here, so
+no normal shape is assumed; fixed resampling seed, so the interval is a function of the values);
+with fewer, Wilson over the pooled test examples for accuracy, and the range over seeds otherwise. Every interval is clipped to what its metric can
 take: a mean of 0.995 over three seeds does not make an accuracy of 1.004 plausible.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 from scipy import stats
 
 from suite.schema.rows import LAYER_COLUMN
@@ -51,6 +54,19 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+BOOTSTRAP_RESAMPLES = 9999
+
+
+def bootstrap_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean; zero width when every seed agrees."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2 or np.all(x == x[0]):
+        return float(x.mean()), float(x.mean())
+    res = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES,
+                          method="percentile", random_state=np.random.default_rng(0))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def interval(metric: str, values, correct=None, total=None) -> Interval | None:
     """Mean and 95% interval of `metric` over one cell's seeds (NaN dropped), or None if none.
     `correct`/`total` (per seed test counts) give accuracy its Wilson interval below 3 seeds."""
@@ -60,7 +76,7 @@ def interval(metric: str, values, correct=None, total=None) -> Interval | None:
         return None
     mean = sum(values) / n
     if n >= MIN_SEEDS_FOR_SEED_INTERVAL:
-        (low, high), kind = t_interval(values), f"t over {n} seeds"
+        (low, high), kind = bootstrap_interval(values), f"bootstrap over {n} seeds"
     elif metric == "accuracy" and correct is not None and total is not None:
         k, total = int(sum(correct)), int(sum(total))
         mean, (low, high) = k / total, wilson(k, total)

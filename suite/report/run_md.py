@@ -45,29 +45,47 @@ def main_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-CLAIM_COLUMNS = ["claim_id", "claim", "published", "measured", "low", "high", "n_seeds", "typical", "achievable",
-                 "verdict"]
+CLAIM_COLUMNS = ["claim_id", "claim", "published", "verdict", "seeds meeting it", "why it stopped", "magnitude",
+                 "achievable"]
 
 
-def achievable_text(row) -> str:
-    """'PASS (1/3 seeds, 95% CI 6%-79%)': the achievable reading with its seed success rate."""
-    if not row["achievable_seeds"]:
-        return row["achievable"]
-    return (f"{row['achievable']} ({row['achievable_seeds']} seeds, 95% CI "
-            f"{row['seed_success_low']:.0%}-{row['seed_success_high']:.0%})")
+def _magnitude(row) -> str:
+    if pd.isna(row["measured"]):
+        return ""
+    return f"{row['measured']:.4f} [{row['low']:.4f}, {row['high']:.4f}] ({row['interval']})"
+
+
+def _why(row) -> str:
+    if row["decided_by"] == "arithmetic":
+        return "by arithmetic: " + row["statistic"]
+    if row["decided_by"] == "contrast":
+        return f"{row['statistic']}; {row['stopped']}" + (f"; {row['more_to_decide']}" if row["more_to_decide"] else "")
+    more = f"; {row['more_to_decide']}" if row["more_to_decide"] else ""
+    return f"{row['stopped']}{more}"
 
 
 def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
-    """The claims this run measured (NOT-RUN ones are listed by `not_run_line`); `verdict` is the
-    reading the registry picks for the claim, marked when it is not the typical one."""
+    """The claims this run measured (NOT-RUN ones are listed by `not_run_line`): the verdict, the
+    seeds it rests on, why the test stopped (or what would decide it), magnitude beside it."""
     df = claims[claims["verdict"] != "NOT-RUN"].copy()
     if df.empty:
-        return df[CLAIM_COLUMNS]
-    df["achievable"] = df.apply(achievable_text, axis=1)
-    df["verdict"] = [v if r == "typical" else f"{v} ({r})" for v, r in zip(df["verdict"], df["reading"])]
-    for col in ("measured", "low", "high"):
-        df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+        return pd.DataFrame(columns=CLAIM_COLUMNS)
+    df["seeds meeting it"] = [ss if d == "contrast" else "" if d == "arithmetic" else f"{k}/{n}" for k, n, d, ss in
+                              zip(df["successes"], df["n_seeds"], df["decided_by"], df["seed_success"])]
+    df["why it stopped"] = df.apply(_why, axis=1)
+    df["magnitude"] = df.apply(_magnitude, axis=1)
     return df[CLAIM_COLUMNS]
+
+
+HOW_TO_READ = ("A seed succeeds when it meets every check of the claim (accuracy on the held-out test set). "
+               "The verdict asks whether the median run meets the claim: an anytime-valid test of the seed success "
+               "rate against 1/2 (mixture likelihood ratio, Ville's bound, alpha 0.05 per side, valid however seeds "
+               "are added; six agreeing seeds decide, three cannot). Contrast claims compare two cells' seed "
+               "success by a one-sided Fisher exact test; a claim no run of the architecture can meet FAILs by "
+               "arithmetic. *magnitude*: mean of the first check's metric over seeds with a percentile bootstrap "
+               "95% interval (below 3 seeds: Wilson over test examples for accuracy, else the range); it never "
+               "decides. *achievable*: seeds meeting the claim, exact 95% interval: an existence proof, not a "
+               "verdict. How each published number is read: `suite/data/claims.json`.")
 
 
 def not_run_line(claims: pd.DataFrame) -> str:
@@ -166,14 +184,8 @@ def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.Da
         "",
         "## Claims",
         "",
-        f"Verdicts: {verdict_counts(claims)}. Accuracy is measured on a held-out test set of "
-        f"{prof['test_sequences']} sequences per cell. Interval: Student t over seeds with >= 3 seeds; "
-        "with fewer, Wilson over the pooled test examples (accuracy) or the point value (other metrics); "
-        "clipped to the metric's range (accuracy and usage in [0, 1], savings at most 1). "
-        "Two readings over seeds: *typical* judges the seeds' mean with its interval; *achievable* holds when "
-        "at least one seed meets every check (seed success rate with its Wilson interval). `verdict` is the "
-        "reading the registry picks (typical unless marked). "
-        "How each published number is read: `suite/data/claims.json`.",
+        f"Verdicts: {verdict_counts(claims)}. Held-out test set: {prof['test_sequences']} sequences per cell. "
+        + HOW_TO_READ,
         "",
         claims_table(claims).to_markdown(index=False),
         "",
@@ -181,7 +193,7 @@ def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.Da
         "",
         "### Details",
         "",
-        claims[claims["verdict"] != "NOT-RUN"][["claim_id", "comparator", "details", "seed_success", "note"]]
+        claims[claims["verdict"] != "NOT-RUN"][["claim_id", "comparator", "method", "statistic", "details", "note"]]
         .to_markdown(index=False),
         "",
         *failed_section(runs),
