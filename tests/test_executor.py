@@ -208,7 +208,9 @@ def test_ctrl_c_under_processes_stops_every_worker_and_the_run_resumes(tmp_path,
             proc.wait()
     assert proc.returncode == 130, err
     run = runs_csv.parent
+    # the hint names the thread count: a resume at the default count would be refused
     assert f"resume with: python -m suite reproduce --resume {run.name}" in err
+    assert "--threads-per-worker 1" in err.split("resume with:")[1]
     assert "Traceback" not in err  # the workers ignore SIGINT; the driver stops them
     stored = read_runs(runs_csv)
     assert 1 <= len(stored) < 9 and (stored["status"] == "ok").all(), "the interrupt must land mid-grid"
@@ -218,7 +220,8 @@ def test_ctrl_c_under_processes_stops_every_worker_and_the_run_resumes(tmp_path,
     assert not group_members(proc.pid), "orphan processes"
     # resumed (here by the local executor: the store does not care where cells ran; in this process
     # the hanging cell raises instead, and is stored as failed)
-    assert main(["reproduce", "--resume", run.name, "--results-dir", str(tmp_path / "results"), "--quiet"]) == 0
+    assert main(["reproduce", "--resume", run.name, "--results-dir", str(tmp_path / "results"),
+                 "--threads-per-worker", "1", "--quiet"]) == 0
     assert "(stored)" in capsys.readouterr().out
     runs = read_runs(runs_csv)
     assert len(runs) == 9 and runs["config_hash"].is_unique

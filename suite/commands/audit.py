@@ -45,11 +45,12 @@ def write_audit(store: RunStore, results_dir: Path, registry: list[Claim] | None
 
 
 def audit(profile_name: str, results_dir: Path, resume: str | None, device: torch.device, dry_run: bool = False,
-          fresh: bool = False, progress: bool = True, executor=None, claims_file: str | Path | None = None) -> int:
+          fresh: bool = False, progress: bool = True, executor=None, claims_file: str | Path | None = None,
+          mixed_threads: bool = False) -> int:
     results_dir = Path(results_dir)
     registry = load_registry(Path(claims_file)) if claims_file else load_registry()
     rc = reproduce(profile_name, results_dir, resume, device, dry_run=dry_run, fresh=fresh, progress=progress,
-                   executor=executor, command="audit")
+                   executor=executor, command="audit", mixed_threads=mixed_threads)
     if rc != 0 or dry_run:
         return rc
     store = RunStore.find(results_dir, resume) if resume else newest_run(results_dir, load_profile(profile_name).name)
@@ -75,7 +76,8 @@ def run(a) -> int:
     device = resolve_device(a.device)
     with open_executor(a, device) as executor:
         return audit(a.profile or (None if a.resume else "audit"), a.results_dir, a.resume, device, dry_run=a.dry_run,
-                     fresh=a.fresh, progress=not a.quiet, executor=executor, claims_file=a.claims_file)
+                     fresh=a.fresh, progress=not a.quiet, executor=executor, claims_file=a.claims_file,
+                     mixed_threads=a.mixed_threads)
 
 
 COMMAND = Command("audit", "train the audit profile, swap every kept model's decisions, answer the original's "

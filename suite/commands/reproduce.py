@@ -16,7 +16,8 @@ def run(a) -> int:
     device = resolve_device(a.device)
     with open_executor(a, device) as executor:
         return reproduce(a.profile, a.results_dir, a.resume, device, dry_run=a.dry_run,
-                         fresh=a.fresh, progress=not a.quiet, executor=executor)
+                         fresh=a.fresh, progress=not a.quiet, executor=executor,
+                         mixed_threads=a.mixed_threads)
 
 
 COMMAND = Command("reproduce", "train a profile's grid, check every claim, write a results folder",

@@ -114,4 +114,7 @@ def add_run_options(p, resume_help: str) -> None:
     p.add_argument("--device", type=choice(DEVICES), default="auto")
     p.add_argument("--dry-run", action="store_true", help="print the plan and the estimate, train nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--mixed-threads", action="store_true",
+                   help="resume a run at another torch thread count than its cells trained at (refused "
+                        "otherwise: the count changes float summation order and with it seeds' outcomes)")
     add_executor_options(p)

@@ -24,9 +24,10 @@ DEFAULT_RESULTS = Path("results")
 
 def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, device: torch.device,
               dry_run: bool = False, fresh: bool = False, progress: bool = True,
-              executor: Executor | None = None, command: str = "reproduce") -> int:
+              executor: Executor | None = None, command: str = "reproduce", mixed_threads: bool = False) -> int:
     """`executor`: where the cells train (default: local, one after another in this process);
-    `command`: the suite command the resume hint names (audit runs resume through `audit`)."""
+    `command`: the suite command the resume hint names (audit runs resume through `audit`);
+    `mixed_threads`: let a resume train at another thread count than the stored cells."""
     results_dir = Path(results_dir)
     executor = executor or make_executor(ExecutorSpec(), device)
     if not dry_run:
@@ -48,6 +49,8 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
                 print(f"Resuming the unfinished run {store.path.name} of profile {profile.name} "
                       f"(use --fresh for a new run)")
                 profile = parse_profile(store.manifest()["profile_data"], profile.source)
+    if store is not None and not mixed_threads:
+        check_thread_count(store, executor.cell_threads(), device)
     check_profile_fits(profile, device, executor.cells_per_device())
     gate_routers(profile, device)
     env = environment(device)
@@ -72,8 +75,26 @@ def reproduce(profile_name: str | None, results_dir: Path, resume: str | None, d
     hint = f"python -m suite {command} --resume {store.path.name}"
     if results_dir != DEFAULT_RESULTS:
         hint += f" --results-dir {shlex.quote(str(results_dir))}"
+    if device.type == "cpu" and executor.cell_threads() != torch.get_num_threads():
+        hint += f" --threads-per-worker {executor.cell_threads()}"  # a resume must train at the same count
     with store.lock():
         return _run(store, profile, device, env, progress, hint, executor)
+
+
+def check_thread_count(store: RunStore, threads: int, device: torch.device) -> None:
+    """A run's CPU cells all train at one torch thread count: it changes float summation order, and
+    with it which mode a seed lands in, so a resume at another count would mix two machines."""
+    if device.type != "cpu":
+        return
+    runs = store.runs()
+    if not len(runs):
+        return
+    stored = sorted({int(t) for t in runs.loc[runs["device"].astype(str).str.startswith("cpu:"), "threads"].dropna()})
+    if stored and stored != [threads]:
+        counts = " and ".join(str(t) for t in stored)
+        raise ConfigError(f"threads: run '{store.path.name}' trained its cells at {counts} torch thread(s), this "
+                          f"resume would train at {threads}; pass --threads-per-worker {stored[0]}, or "
+                          f"--mixed-threads to mix them")
 
 
 def _run(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool, hint: str,

@@ -48,7 +48,7 @@ def cell_columns(cell: Cell, profile: Profile, env: dict, run_id: str) -> dict:
         "test_sequences": profile.test_sequences,
         "data_fingerprint": data_fingerprint(task, cell.seed, 4),
         "suite_version": env["suite_version"], "git_sha": env["git_sha"], "torch_version": env["torch"],
-        "device": env["device_name"], "finished_at": utc_now(),
+        "device": env["device_name"], "threads": env.get("torch_threads"), "finished_at": utc_now(),
     }
 
 

@@ -77,6 +77,10 @@ class Executor:
         """How many jobs run at the same time."""
         return 1
 
+    def cell_threads(self) -> int:
+        """The torch thread count each cell trains at (part of its result's identity)."""
+        return self.threads or torch.get_num_threads()
+
     def cells_per_device(self) -> int:
         """How many cells hold memory on one device at the same time (the memory check multiplies)."""
         return self.slots()

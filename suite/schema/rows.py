@@ -96,6 +96,7 @@ class RunRow(BaseModel):
     git_sha: str
     torch_version: str
     device: str
+    threads: int | None = None            # torch threads the cell trained at: part of the machine's identity
     finished_at: str
 
 
@@ -169,6 +170,7 @@ def read_runs(path) -> pd.DataFrame:
         except (ValueError, TypeError):
             raise ConfigError(f"runs.csv: column '{col}' of '{path}' is not numeric") from None
     df["tier"] = tier_of(df)
+    df["threads"] = threads_of(df)
     for col in ("distance", "seed"):
         if df[col].isna().any():
             raise ConfigError(f"runs.csv: row {int(df[col].isna().idxmax()) + 2} of '{path}' has no {col}")
@@ -186,6 +188,21 @@ def tier_of(df: pd.DataFrame) -> pd.Series:
     if "tier" not in df.columns:
         return derived.astype("string")
     return df["tier"].where(df["tier"].notna(), derived).astype("string")
+
+
+#: how provenance.device_name writes a CPU row's machine ("cpu:<model> x<K> threads")
+_DEVICE_THREADS = re.compile(r"^cpu:.* x(\d+) threads$")
+
+
+def threads_of(df: pd.DataFrame) -> pd.Series:
+    """The torch thread count of each row: the written column where present, else read off the
+    device string (CPU rows written before the column existed); empty where neither says."""
+    derived = df["device"].astype("string").str.extract(_DEVICE_THREADS, expand=False)
+    derived = pd.to_numeric(derived, errors="coerce").astype("Int64")
+    if "threads" not in df.columns:
+        return derived
+    written = pd.to_numeric(df["threads"], errors="coerce").astype("Int64")
+    return written.where(written.notna(), derived)
 
 
 def _as_bool(v):
