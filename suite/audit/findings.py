@@ -17,7 +17,7 @@ Verdict = Literal[
     # 3. the headline claim over seeds (the judge's verdicts)
     "PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN",
     # 4. the positional shortcut (assoc_recall per tier; mqar)
-    "SHORTCUT CONFIRMED", "NOT CONFIRMED", "PARTLY CONFIRMED", "NO SOLVED MODEL",
+    "SHORTCUT CONFIRMED", "NOT CONFIRMED", "PARTLY CONFIRMED", "NO SOLVED MODEL", "CANNOT TELL",
     "RESISTS THE SHORTCUT", "DOES NOT RESIST", "PARTLY RESISTS",
     # 5. usage below one query per layer
     "SKIPS LAYERS", "SOME SKIP LAYERS", "NONE SKIPS LAYERS",
@@ -44,20 +44,22 @@ def plain(v) -> Cell:
 
 
 class Evidence(BaseModel):
-    """One stored row a finding rests on."""
+    """One stored row a finding rests on: its run, config hash and seed."""
     model_config = FROZEN
 
     run_id: str
     config_hash: str
+    seed: int | None = None
 
 
 def evidence(df: pd.DataFrame, run_id: str | None = None) -> list[Evidence]:
-    """The distinct (run, config hash) pairs of `df`; `run_id` where the rows carry none."""
+    """The distinct (run, config hash, seed) rows of `df`; `run_id` where the rows carry none."""
     if df is None or df.empty or "config_hash" not in df.columns:
         return []
     runs = df["run_id"] if "run_id" in df.columns and run_id is None else [run_id or ""] * len(df)
-    pairs = dict.fromkeys(zip(map(str, runs), map(str, df["config_hash"])))
-    return [Evidence(run_id=r, config_hash=c) for r, c in pairs]
+    seeds = [None if pd.isna(s) else int(s) for s in df["seed"]] if "seed" in df.columns else [None] * len(df)
+    rows = dict.fromkeys(zip(map(str, runs), map(str, df["config_hash"]), seeds))
+    return [Evidence(run_id=r, config_hash=c, seed=s) for r, c, s in rows]
 
 
 class Table(BaseModel):
@@ -68,11 +70,13 @@ class Table(BaseModel):
     rows: list[list[Cell]]
     floatfmt: str = "g"
     numparse: bool = True
+    #: the line printed under the table: what a column shows where two readings exist ('' for none)
+    note: str = ""
 
     @classmethod
-    def of(cls, df: pd.DataFrame, floatfmt: str = "g", numparse: bool = True) -> "Table":
+    def of(cls, df: pd.DataFrame, floatfmt: str = "g", numparse: bool = True, note: str = "") -> "Table":
         return cls(columns=[str(c) for c in df.columns], rows=[[plain(v) for v in r] for r in df.itertuples(index=False)],
-                   floatfmt=floatfmt, numparse=numparse)
+                   floatfmt=floatfmt, numparse=numparse, note=note)
 
 
 class Figures(BaseModel):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from pydantic import BaseModel, ConfigDict
+
 from suite.audit.swaps import learned_gates, routed_mixers
 
 #: a layer routing at least this share of its positions counts as a whole attention layer
@@ -103,3 +105,51 @@ def whole_layer_test(usage_per_layer: list[float], full: float = FULL_LAYER, nea
     whole = plateau and len(full_layers) == 1
     label = "one whole layer" if whole else ("spread over layers" if plateau else "no plateau")
     return {"plateau": plateau, "full_layers": full_layers, "whole_layer": whole, "label": label}
+
+
+#: a model whose attention sits at least this share in one layer attends in that layer alone
+ONE_LAYER_MASS = 0.95
+
+
+class RoutingMode(BaseModel):
+    """Where one model's attention goes, named from its per-layer usage alone (the rules of
+    `routing_mode`), with the numbers the name rests on."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str
+    usage: float
+    #: the layer holding most of the attention, its usage (share of its positions routed) and its
+    #: share of all attention positions
+    layer: int
+    layer_usage: float
+    mass_share: float
+
+    def describe(self) -> str:
+        return (f"{self.label}: {self.mass_share:.1%} of the attention in layer {self.layer}, which routes "
+                f"{self.layer_usage:.1%} of its positions")
+
+
+def mode_rules(published_usage: float) -> str:
+    """The rules of `routing_mode` in words, with its thresholds, for the report."""
+    return (f"'≤ {published_usage:.1%}': total usage at most the published {published_usage:.1%}; 'one whole "
+            f"layer': one layer routes ≥ {FULL_LAYER:.0%} of its positions; 'one layer partly attended': ≥ "
+            f"{ONE_LAYER_MASS:.0%} of the attention positions sit in one layer, which routes < {FULL_LAYER:.0%} of "
+            "its positions; 'spread over layers': anything else (suite/audit/routing.py `routing_mode`)")
+
+
+def routing_mode(usage_per_layer: list[float], published_usage: float) -> RoutingMode:
+    """The routing mode of one model, tested in this order: '≤ <published usage>', 'one whole layer'
+    (exactly one layer at >= FULL_LAYER), 'one layer partly attended' (>= ONE_LAYER_MASS of all
+    attention in one layer, no full layer), 'spread over layers'. Two models share a mode only
+    when these rules give both the same label."""
+    usage = [float(u) for u in usage_per_layer]
+    if not usage or not all(math.isfinite(u) and 0.0 <= u <= 1.0 for u in usage):
+        raise ValueError(f"usage_per_layer: needs values in [0, 1], got {usage_per_layer!r}")
+    mean, total = sum(usage) / len(usage), sum(usage)
+    top = max(range(len(usage)), key=lambda i: (usage[i], -i))
+    share = usage[top] / total if total > 0 else 0.0
+    full = [i for i, u in enumerate(usage) if u >= FULL_LAYER]
+    label = (f"≤ {published_usage:.1%}" if mean <= published_usage + _EPS else
+             "one whole layer" if len(full) == 1 else
+             "one layer partly attended" if share >= ONE_LAYER_MASS and not full else "spread over layers")
+    return RoutingMode(label=label, usage=mean, layer=top, layer_usage=usage[top], mass_share=share)

@@ -31,6 +31,7 @@ def blocks(intro, lines, table_note, table, after, figures) -> list[str]:
     if table is not None:
         out += [table_note] if table_note else []
         out.append(table_md(table))
+        out += [f"Note: {table.note}"] if table.note else []
     out += list(after)
     for f in figures:
         out += figures_md(f)
