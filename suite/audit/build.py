@@ -1,4 +1,4 @@
-"""Audit point 6 (router regret), the sections beyond the six points, and the whole AuditFindings
+"""The sections beyond the six points, and the whole AuditFindings
 record of an audit run: everything AUDIT.md says, as data, before anything is rendered."""
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pandas as pd
 from tasks import make_task
 
 from suite.audit.analysis import ANALYSIS, CONTROLS
-from suite.audit.common import MARGIN, SOLVED, Limits, budget_note, fmt_interval, plural
-from suite.audit.findings import AuditFindings, Figures, Finding, Section, SourceRef, Table, evidence, no_data, overall
+from suite.audit.common import RUNS_USAGE, STORED_USAGE, Limits, budget_note, fmt_interval
+from suite.audit.findings import AuditFindings, Figures, Section, SourceRef, Table
 from suite.audit.inputs import AuditInputs
-from suite.audit.points import TITLES, point1, point2, point3, point5
+from suite.audit.points import point1, point2, point3, point5
+from suite.audit.regret_point import group_name, point6  # noqa: F401 (group_name: the parts' names)
 from suite.audit.shortcut import point4
 from suite.judge.claims import check_claims
 from suite.judge.registry import Claim, load_registry
@@ -24,43 +25,6 @@ REGRET = "regret.csv"
 FILES = {CONTROLS: "decision swaps per model",
          ANALYSIS: "per-layer usage, precision and recall against the scored positions, the whole-layer test",
          REGRET: "", "figures/": ""}
-
-
-def group_name(r) -> str:
-    """The name of one regret group among a finding's parts."""
-    return f"{r.task} {r.tier} d={r.distance} λ→{r.lambda_target:g} {r.router}"
-
-
-def point6(table: pd.DataFrame, controls: pd.DataFrame) -> Finding:
-    if table.empty:
-        return no_data(6, TITLES[6], "No learned routed model has been analysed yet.")
-    lines, parts = [], {}
-    for r in table.itertuples():
-        parts[group_name(r)] = r.verdict
-        note = budget_note(str(getattr(r, "protocol", "")).split("+"))
-        head = f"{r.task} ({r.tier}, d={r.distance}, λ→{r.lambda_target:g}, {plural(r.seeds, 'seed')}{note})"
-        if r.verdict == "NO CONTROL AT THIS BUDGET":
-            lines.append(f"{head}: no control at or below usage {r.learned_usage:.4f}")
-            continue
-        lines.append(f"{head}: learned accuracy {r.learned_accuracy:.3f} at usage {r.learned_usage:.4f} and "
-                     f"{r.learned_macs / 1e6:.2f} MMAC; best control '{r.best_control}' {r.control_accuracy:.3f} at "
-                     f"usage {r.control_usage:.4f} and {r.control_macs / 1e6:.2f} MMAC: regret "
-                     f"{r.accuracy_regret:+.3f}, MACs ratio {r.macs_ratio:.3f} -> {r.verdict}")
-    counts = table["verdict"].value_counts()
-    intro = ("Router regret: the learned router's mean accuracy and executed forward MACs against the best control "
-             "whose mean usage is at most the learned one's (decision swaps of the same trained models, and fixed "
-             f"routers trained from scratch on the same task). 'TIE' means within ±{MARGIN} accuracy; 'NEITHER "
-             f"SOLVES' means within it but both below {SOLVED}, where equal accuracy says nothing about routing."
-             + ("" if (controls["tier"] == "faithful").any() else
-                " No faithful-size model kept its weights (the headline profile does not save them), so no "
-                "faithful model has decision swaps and every row here is a mini-tier model; the faithful-size "
-                "swaps are in `paper`."))
-    learned = controls[controls["control"] == "learned"]
-    return Finding(point=6, title=TITLES[6], verdict=overall(parts), parts=parts,
-                   summary=", ".join(f"{k} {v}" for k, v in counts.items()),
-                   numbers={str(k): int(v) for k, v in counts.items()}, evidence=evidence(learned),
-                   intro=[intro], lines=lines,
-                   figures=[Figures(key="pareto", alt="accuracy against executed MACs", missing="")])
 
 
 def precision_section(analysis: pd.DataFrame) -> Section:
@@ -75,7 +39,8 @@ def precision_section(analysis: pd.DataFrame) -> Section:
     cols = ["usage", "precision_any", "recall_any", "query_share"] + layer_cols
     g = a.groupby(["task", "distance", "tier", "router", "lambda_target"])
     return Section(title=title, intro=intro,
-                   table=Table.of(g[cols].mean().assign(seeds=g.size()).reset_index(), floatfmt=".3f"))
+                   table=Table.of(g[cols].mean().assign(seeds=g.size()).reset_index(), floatfmt=".3f",
+                                  note=STORED_USAGE))
 
 
 def curriculum_text(headline: pd.DataFrame, curriculum, registry: list[Claim]) -> str:
@@ -120,7 +85,7 @@ def battery_table(runs: pd.DataFrame) -> Table | None:
                      "usage": f"{g['usage'].mean():.3f}", "chance": f"{chance:.4f}",
                      "phase 2 ran": (f"{int(g['phase2_ran'].astype(bool).sum())}/{len(g)}"
                                      if series.startswith("Routed") else "")})
-    return Table.of(pd.DataFrame(rows), numparse=False)
+    return Table.of(pd.DataFrame(rows), numparse=False, note=RUNS_USAGE)
 
 
 def battery_section(title: str, runs: pd.DataFrame, what: str) -> Section:
@@ -152,7 +117,8 @@ def sections(inputs: AuditInputs, registry: list[Claim]) -> list[Section]:
         out.append(battery_section(f"Can mqar be learned? (mini tier{note}; run `{learnable.path.name}`)",
                                    learnable.runs(), "The mqar-learnable run"))
     if len(inputs.table):
-        out.append(Section(title=f"Router regret table ({REGRET})", table=Table.of(inputs.table, floatfmt=".4g")))
+        out.append(Section(title=f"Router regret table ({REGRET})", table=Table.of(inputs.table, floatfmt=".4g",
+                                                                                        note=STORED_USAGE)))
     return out
 
 
@@ -161,8 +127,9 @@ def audit_findings(inputs: AuditInputs, registry: list[Claim] | None = None) -> 
     registry = registry if registry is not None else load_registry()
     limits = Limits.of(registry)
     h, m = inputs.headline, inputs.store.manifest()
-    points = [point1(h), point2(h, inputs.analysis), point3(h, inputs.headline_store, registry, limits),
-              point4(inputs.controls, inputs.runs, limits, h), point5(inputs), point6(inputs.table, inputs.controls)]
+    points = [point1(h), point2(h, inputs.analysis, inputs.runs), point3(h, inputs.headline_store, registry, limits),
+              point4(inputs.controls, inputs.runs, limits, h), point5(inputs),
+              point6(inputs.table, inputs.controls, h, inputs.runs, limits)]
     env = m.get("environment", {})
     sources = [SourceRef(key=k) if s is None else
                SourceRef(key=k, run_id=s.path.name, status=s.manifest().get("status"), cells=len(ok_rows(s.runs())))

@@ -19,6 +19,14 @@ SWAPS = ("random", "last", "oracle", "one_layer", "conv", "attn")
 SOLVED = 0.9
 #: accuracy margin of "as good as": the regress rule's margin, doubled for seed noise in the mini tier
 MARGIN = 0.02
+#: which usage each table shows: two readings of one model differ where phase 1 never solved
+RUNS_USAGE = ("usage: runs.csv's, by the original's rule: for a seed whose phase 1 never solved the task (phase 2 "
+              "did not run, see 'phase 2 ran'), the accuracy is the best epoch's and the usage the last epoch's, two "
+              "different weights; the swap, regret and precision tables measure the stored best-epoch model instead, "
+              "so their usage differs there.")
+STORED_USAGE = ("usage: measured on the stored model (the best epoch's weights, whose accuracy is reported) on its "
+                "test set; where phase 1 never solved the task, runs.csv and the battery tables report the last "
+                "epoch's usage instead.")
 #: the headline claim the audit reads its thresholds from
 HEADLINE_CLAIM = "T1-r05-126"
 
@@ -77,3 +85,25 @@ def group_protocols(df: pd.DataFrame, **where) -> list:
     for k, v in where.items():
         mask &= df[k] == v
     return list(df.loc[mask, "protocol"].unique())
+
+
+def model_keys(rows: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """The trained model behind each row of `rows` (matched on config hash): where phase 2 never ran,
+    a seed's λ→0.1 and λ→0.5 cells report one and the same phase-1 model, so both get its phase-1
+    key; otherwise the cell's own config hash. Counting these keys counts models, not cells."""
+    keys = rows["config_hash"].astype(str)
+    if runs is None or runs.empty or not {"phase1_key", "phase2_ran", "config_hash"} <= set(runs.columns):
+        return keys
+    r = runs.drop_duplicates("config_hash").set_index("config_hash")
+    shared = r["phase1_key"].where(~r["phase2_ran"].astype(bool) & r["phase1_key"].notna())
+    return pd.Series([str(shared.get(k)) if isinstance(shared.get(k), str) else k for k in keys], index=rows.index)
+
+
+def epochs_trained(runs: pd.DataFrame, hashes) -> float | None:
+    """Mean epochs (phase 1 + phase 2) the cells with these config hashes trained, None if unknown."""
+    if runs is None or runs.empty or "epochs_phase1" not in runs.columns:
+        return None
+    r = runs[runs["config_hash"].isin(set(hashes))]
+    if r.empty:
+        return None
+    return float((r["epochs_phase1"].fillna(0) + r.get("epochs_phase2", 0).fillna(0)).mean())

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from suite.audit.common import LEARNED, MARGIN, SCRATCH, SOLVED, SWAPS, router_of
+from suite.audit.common import LEARNED, MARGIN, SCRATCH, SOLVED, SWAPS, epochs_trained, model_keys, router_of
+from suite.judge.stats import t_interval
 from suite.schema.rows import ok_rows
 
 GROUP = ["task", "distance", "tier"]
@@ -22,45 +23,86 @@ def scratch_controls(runs: pd.DataFrame) -> pd.DataFrame:
     return r
 
 
+#: how a regret interval is computed, as the report names it
+INTERVAL = "paired t interval"
+
+
+def regret_verdict(learned: float, control: float, low: float | None, high: float | None) -> str:
+    """The verdict an interval of the paired regret (control − learned, per seed) can support. A
+    learned router below SOLVED has solved nothing, so beating a control there says nothing about
+    routing; an interval reaching across 0 (or beyond the TIE margin) decides nothing."""
+    if learned < SOLVED:
+        return "NEITHER SOLVES" if control < SOLVED else "CONTROL BETTER" if low is not None and low > 0 else \
+            "UNDECIDED"
+    if low is None or high is None:
+        return "UNDECIDED"
+    if -MARGIN <= low and high <= MARGIN:
+        return "TIE"
+    return "LEARNED BETTER" if high < 0 else "CONTROL BETTER" if low > 0 else "UNDECIDED"
+
+
+def _pairs(g: pd.DataFrame, ctl: pd.DataFrame, swap: bool) -> pd.Series:
+    """Per pair, control accuracy − learned accuracy: a swap pairs with its own model (config hash);
+    a control trained from scratch pairs with the learned model of the same seed (same test set)."""
+    on = "config_hash" if swap else "seed"
+    theirs = ctl.groupby(on)["accuracy"].mean()
+    mine = g.groupby(on)["accuracy"].mean()
+    both = mine.index.intersection(theirs.index)
+    return theirs[both] - mine[both]
+
+
+def _group(task, distance, t, router, members, swaps, scratch, runs) -> dict:
+    """The regret row of one group of distinct models (the λ targets in `members` share them)."""
+    cols = ["accuracy", "usage", "macs_forward_executed"]
+    lams = sorted(lam for lam, _ in members)
+    lam, g = min(members, key=lambda m: m[0])
+    mean = g[cols].mean()
+    same = (swaps["task"] == task) & (swaps["distance"] == distance) & (swaps["tier"] == t) \
+        & (swaps["lambda_target"] == lam) & (swaps["router"] == router)
+    cands = swaps[same].groupby("control")[cols].mean().assign(kind="swap")
+    s = scratch[(scratch["task"] == task) & (scratch["distance"] == distance) & (scratch["tier"] == t)] \
+        if len(scratch) else scratch
+    if len(s):
+        cands = pd.concat([cands, s.groupby("control")[cols].mean().assign(kind="scratch")])
+    within = cands[cands["usage"] <= mean["usage"] + 1e-9]
+    row = {"task": task, "distance": int(distance), "tier": t, "router": router, "lambda_target": lam,
+           "lambdas": ", ".join(f"{x:g}" for x in lams), "models": int(g["model_key"].nunique()), "seeds": len(g),
+           "learned_accuracy": mean["accuracy"], "learned_usage": mean["usage"],
+           "learned_macs": mean["macs_forward_executed"], "learned_epochs": epochs_trained(runs, g["config_hash"])}
+    if "protocol" in g.columns:
+        row["protocol"] = "+".join(sorted(map(str, g["protocol"].unique())))
+    if within.empty:
+        return {**row, "verdict": "NO CONTROL AT THIS BUDGET"}
+    best = within.sort_values(["accuracy", "macs_forward_executed"], ascending=[False, True]).iloc[0]
+    swap = best["kind"] == "swap"
+    ctl = swaps[same & (swaps["control"] == best.name)] if swap else s[s["control"] == best.name]
+    d = _pairs(g, ctl, swap)
+    low, high = t_interval(list(d)) if len(d) >= 2 else (None, None)
+    return {**row, "best_control": best.name, "control_kind": best["kind"], "control_accuracy": best["accuracy"],
+            "control_usage": best["usage"], "control_macs": best["macs_forward_executed"],
+            "control_epochs": None if swap else epochs_trained(runs, ctl["config_hash"]),
+            "accuracy_regret": best["accuracy"] - mean["accuracy"], "pairs": len(d), "regret_low": low,
+            "regret_high": high, "interval": f"{INTERVAL} over {len(d)} seeds" if low is not None else "none",
+            "macs_ratio": mean["macs_forward_executed"] / best["macs_forward_executed"],
+            "verdict": regret_verdict(mean["accuracy"], best["accuracy"], low, high)}
+
+
 def regret(controls: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Per learned cell group (task, distance, tier, lambda): the learned router's mean accuracy
-    and executed MACs against the best control whose mean usage is at most the learned one's
-    (decision swaps of the same models, and routers trained from scratch on the same task)."""
+    """Per group of distinct learned models (task, distance, tier, router; λ targets whose cells are
+    one phase-1 model count once): the learned router's mean accuracy and executed MACs against the
+    best control whose mean usage is at most the learned one's (decision swaps of the same models,
+    and routers trained from scratch on the same task), with a paired interval of the regret."""
     if controls.empty:
         return pd.DataFrame()
-    learned = controls[controls["control"] == "learned"]
-    cols = ["accuracy", "usage", "macs_forward_executed"]
+    learned = controls[controls["control"] == "learned"].copy()
+    learned["model_key"] = model_keys(learned, runs)
     swaps = controls[controls["control"].isin(SWAPS)]
     scratch = scratch_controls(runs)
-    out = []
-    for key, g in learned.groupby(GROUP + ["lambda_target", "router"]):
-        task, distance, t, lam, router = key
-        mean = g[cols].mean()
-        same = (swaps["task"] == task) & (swaps["distance"] == distance) & (swaps["tier"] == t) \
-            & (swaps["lambda_target"] == lam) & (swaps["router"] == router)
-        cands = swaps[same].groupby("control")[cols].mean()
-        if len(scratch):
-            s = scratch[(scratch["task"] == task) & (scratch["distance"] == distance) & (scratch["tier"] == t)]
-            cands = pd.concat([cands, s.groupby("control")[cols].mean()])
-        within = cands[cands["usage"] <= mean["usage"] + 1e-9]
-        row = {"task": task, "distance": int(distance), "tier": t, "router": router, "lambda_target": lam,
-               "seeds": len(g), "learned_accuracy": mean["accuracy"], "learned_usage": mean["usage"],
-               "learned_macs": mean["macs_forward_executed"]}
-        if "protocol" in g.columns:
-            row["protocol"] = "+".join(sorted(map(str, g["protocol"].unique())))
-        if len(within):
-            best = within.sort_values(["accuracy", "macs_forward_executed"], ascending=[False, True]).iloc[0]
-            row.update({"best_control": best.name, "control_accuracy": best["accuracy"],
-                        "control_usage": best["usage"], "control_macs": best["macs_forward_executed"],
-                        "accuracy_regret": best["accuracy"] - mean["accuracy"],
-                        "macs_ratio": mean["macs_forward_executed"] / best["macs_forward_executed"]})
-            row["verdict"] = ("LEARNED BETTER" if mean["accuracy"] > best["accuracy"] + MARGIN else
-                              "CONTROL BETTER" if best["accuracy"] > mean["accuracy"] + MARGIN else
-                              # equal at chance is no tie between two solutions
-                              "NEITHER SOLVES" if max(mean["accuracy"], best["accuracy"]) < SOLVED else "TIE")
-        else:
-            row["verdict"] = "NO CONTROL AT THIS BUDGET"
-        out.append(row)
+    groups: dict = {}
+    for (task, distance, t, lam, router), g in learned.groupby(GROUP + ["lambda_target", "router"]):
+        groups.setdefault((task, distance, t, router, frozenset(g["model_key"])), []).append((lam, g))
+    out = [_group(task, distance, t, router, members, swaps, scratch, runs)
+           for (task, distance, t, router, _), members in groups.items()]
     return pd.DataFrame(out)
 
 
