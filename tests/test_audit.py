@@ -8,12 +8,11 @@ import pandas as pd
 import pytest
 
 from suite.audit.analysis import ANALYSIS, CONTROLS, analyse, analysis_from_rates
-from suite.audit.build import audit_findings, battery_table, point6
-from suite.audit.common import Limits, budget_note
+from suite.audit.build import audit_findings, battery_table
+from suite.audit.common import RUNS_USAGE, budget_note
 from suite.audit.findings import AuditFindings, Finding, SourceRef
 from suite.audit.inputs import SOURCES, SWAP_SOURCES, gather, newest_run
-from suite.audit.regret import regret
-from suite.audit.shortcut import baseline_lines, faithful_swap_lines, point4, usage_mode
+from suite.audit.shortcut import baseline_lines
 from suite.cli import main
 from suite.commands.audit import AUDIT, audit
 from suite.errors import ConfigError
@@ -21,7 +20,6 @@ from suite.judge.registry import REGISTRY, load_registry
 from suite.judge.stats import bootstrap_interval, wilson
 from suite.report.audit_md import render
 from suite.run.store import RunStore
-from suite.schema.rows import FAITHFUL_SIZE, tier_of
 
 TINY = {"name": "tinyaudit", "description": "test", "decides_claims": False, "protocol": "smoke",
         "test_sequences": 16, "save_models": True,
@@ -103,14 +101,14 @@ def test_the_audit_answers_six_points_from_its_own_run(audited):
     six = f.point(6)
     assert len(six.parts) == len(regret_table)
     assert sum(six.numbers.values()) == len(regret_table)
-    assert set(six.parts.values()) <= {"LEARNED BETTER", "CONTROL BETTER", "NEITHER SOLVES", "TIE",
+    assert set(six.parts.values()) <= {"LEARNED BETTER", "CONTROL BETTER", "NEITHER SOLVES", "TIE", "UNDECIDED",
                                        "NO CONTROL AT THIS BUDGET"}
     assert {e.run_id for e in six.evidence} >= {store.path.name}
-    # point 2 reads every analysed cell, per tier
+    # point 2 reads every analysed learned-router model, per tier; the fixed 'last' routers are not plateaus
     two = f.point(2)
     assert set(two.parts) == {"faithful", "mini"}
-    total = len(pd.read_csv(store.path / ANALYSIS))
-    assert two.numbers["faithful_cells"] + two.numbers["mini_cells"] == total
+    every = pd.read_csv(store.path / ANALYSIS)
+    assert two.numbers["faithful_cells"] + two.numbers["mini_cells"] == (every["router"] != "last").sum() == 6
 
 
 def test_a_rerun_analyses_nothing_twice(audited):
@@ -146,7 +144,7 @@ def test_the_audit_swaps_the_decisions_of_a_swaps_faithful_run(audited):
     controls = pd.read_csv(store.path / CONTROLS)
     assert set(controls.loc[controls["config_hash"] == key, "tier"]) == {"faithful"}
     (line,) = [x for x in f.point(4).lines if x.startswith("faithful assoc_recall d=14 λ→0.5, seed 0 (usage ")]
-    assert ", ≤ 100.0%): learned " in line  # --claims-file reached the audit
+    assert ", ≤ 100.0%: " in line  # --claims-file reached the audit
     assert not any("No faithful-size model kept its weights" in p for p in f.point(6).intro)
     assert "faithful" in set(pd.read_csv(store.path / "regret.csv")["tier"])
     assert any(v.startswith("assoc_recall faithful d=14") for v in f.point(6).parts)
@@ -172,7 +170,7 @@ def test_the_audit_reads_a_mqar_controls_run_as_trained_from_scratch_controls(au
     assert key not in set(pd.read_csv(store.path / CONTROLS)["config_hash"])
     analysis = pd.read_csv(store.path / ANALYSIS)
     assert analysis.loc[analysis["config_hash"] == key, "router"].tolist() == ["last"]
-    assert {"run_id": run.path.name, "config_hash": key} in [e.model_dump() for e in f.point(4).evidence]
+    assert {"run_id": run.path.name, "config_hash": key, "seed": 0} in [e.model_dump() for e in f.point(4).evidence]
 
 
 def test_audit_md_shows_every_finding_as_the_record_says(audited):
@@ -220,67 +218,6 @@ def test_the_mqar_baselines_say_when_attnonly_does_not_learn_the_task_either():
     assert solved[1] == lines[1]
 
 
-def _control(control, acc, usage, macs, seed=0, tier="mini"):
-    return {"task": "assoc_recall", "distance": 126, "tier": tier, "router": "gumbel", "lambda_target": 0.5,
-            "seed": seed, "control": control, "accuracy": acc, "usage": usage, "macs_forward_executed": macs,
-            "run_id": "r", "config_hash": f"{tier}{seed}"}
-
-
-def test_regret_compares_with_the_best_control_at_or_below_the_learned_usage():
-    controls = pd.DataFrame([
-        _control("learned", 0.90, 0.02, 100.0), _control("learned", 0.80, 0.02, 100.0, seed=1),
-        _control("last", 0.95, 0.02, 90.0), _control("last", 0.97, 0.02, 90.0, seed=1),    # best within budget
-        _control("random", 0.10, 0.02, 95.0), _control("random", 0.12, 0.02, 95.0, seed=1),
-        _control("attn", 1.0, 1.0, 900.0), _control("attn", 1.0, 1.0, 900.0, seed=1),      # above the budget
-    ])
-    table = regret(controls, pd.DataFrame())
-    (row,) = table.to_dict("records")
-    assert row["best_control"] == "last" and row["seeds"] == 2
-    assert row["learned_accuracy"] == pytest.approx(0.85) and row["control_accuracy"] == pytest.approx(0.96)
-    assert row["accuracy_regret"] == pytest.approx(0.11) and row["macs_ratio"] == pytest.approx(100 / 90)
-    assert row["verdict"] == "CONTROL BETTER"
-    six = point6(table, controls)
-    assert six.verdict == "CONTROL BETTER" and six.parts == {"assoc_recall mini d=126 λ→0.5 gumbel": "CONTROL BETTER"}
-    assert six.numbers == {"CONTROL BETTER": 1} and six.summary == "CONTROL BETTER 1"
-    assert six.lines[0].endswith("regret +0.110, MACs ratio 1.111 -> CONTROL BETTER")
-    worse = controls[controls["control"] != "last"]
-    (row,) = regret(worse, pd.DataFrame()).to_dict("records")
-    assert row["best_control"] == "random" and row["verdict"] == "LEARNED BETTER"
-    alone = controls[controls["control"].isin(["learned", "attn"])]
-    assert regret(alone, pd.DataFrame())["verdict"].tolist() == ["NO CONTROL AT THIS BUDGET"]
-    both = pd.concat([controls, alone.assign(distance=254)], ignore_index=True)
-    six = point6(regret(both, pd.DataFrame()), both)
-    assert six.verdict == "SEE PARTS" and six.numbers == {"CONTROL BETTER": 1, "NO CONTROL AT THIS BUDGET": 1}
-
-
-def test_regret_calls_equal_accuracy_below_solved_neither_solves():
-    at_chance = pd.DataFrame([_control("learned", 0.007, 0.99, 100.0), _control("conv", 0.007, 0.0, 60.0)])
-    assert regret(at_chance, pd.DataFrame())["verdict"].tolist() == ["NEITHER SOLVES"]
-    solved = pd.DataFrame([_control("learned", 0.99, 0.05, 100.0), _control("last", 0.98, 0.01, 60.0)])
-    assert regret(solved, pd.DataFrame())["verdict"].tolist() == ["TIE"]
-    apart = pd.DataFrame([_control("learned", 0.40, 0.5, 100.0), _control("last", 0.10, 0.01, 60.0)])
-    assert regret(apart, pd.DataFrame())["verdict"].tolist() == ["LEARNED BETTER"]  # unsolved, still apart
-
-
-def test_a_paper_control_is_matched_with_the_faithful_learned_router():
-    """The `paper` profile's fixed-router controls are full size with faithful_model False: their tier
-    is 'faithful' (read off the model size), so regret sets them against the faithful learned rows,
-    and a mini control of the same task never is."""
-    def cell(router, acc, usage, size):
-        return {"model": "routed", "router": router, "task": "assoc_recall", "distance": 126, "accuracy": acc,
-                "usage": usage, "macs_forward_executed": 50.0, "faithful_model": False, "status": "ok", **size}
-    full, mini = FAITHFUL_SIZE, {"d_model": 16, "n_layers": 2, "n_heads": 2, "kernel_size": 4}
-    runs = pd.DataFrame([cell("last", 0.99, 0.001, full), cell("random", 0.10, 0.001, mini)])
-    runs["tier"] = tier_of(runs)
-    assert runs["tier"].tolist() == ["faithful", "mini"]
-    learned = pd.DataFrame([_control("learned", 0.50, 0.002, 100.0, tier="faithful"),
-                            _control("learned", 0.50, 0.002, 100.0, tier="mini")])
-    got = regret(learned, runs).set_index("tier")
-    assert got.loc["faithful", "best_control"] == "trained: last"
-    assert got.loc["faithful", "control_accuracy"] == 0.99 and got.loc["faithful", "verdict"] == "CONTROL BETTER"
-    assert got.loc["mini", "best_control"] == "trained: random" and got.loc["mini", "verdict"] == "LEARNED BETTER"
-
-
 def test_the_rate_based_analysis_of_a_cell_without_weights(tmp_path):
     store = RunStore(tmp_path)
     row = {"config_hash": "c", "task": "assoc_recall", "task_params": json.dumps({"distance": 6}), "distance": 6,
@@ -317,84 +254,8 @@ def test_battery_table_gives_the_interval_the_range_and_chance():
     wlo, whi = wilson(25, 100)  # one seed: Wilson over its 100 test examples
     assert routed["accuracy [95%]"] == f"0.250 [{wlo:.3f}, {whi:.3f}]" and routed["usage"] == "0.125"
     assert routed["phase 2 ran"] == "0/1"
+    assert table.note == RUNS_USAGE and "the last epoch's" in table.note  # which usage the table shows
     assert battery_table(pd.DataFrame()) is None
-
-
-def test_usage_mode_names_the_headline_outcomes():
-    limits = Limits.of(load_registry())
-    assert limits.published_usage == 0.005 and limits.success_accuracy == 0.99
-    assert usage_mode(0.0025, [0.001, 0.009, 0.0, 0.0], limits) == "≤ 0.5%"
-    assert usage_mode(0.2498, [0.006, 0.001, 0.992, 0.0], limits) == "one whole layer"
-    assert usage_mode(0.0263, [0.026, 0.0, 0.079, 0.0], limits) == "spread over layers"
-    # the thresholds come from the registry given, not from the one on disk
-    assert usage_mode(0.0263, [0.026, 0.0, 0.079, 0.0], Limits(published_usage=0.05, success_accuracy=0.9)) == "≤ 5.0%"
-
-
-def test_faithful_swap_lines_set_a_retrain_beside_the_headline_cell():
-    limits = Limits.of(load_registry())
-
-    def row(control, acc, usage, per_layer, key="k0", seed=0):
-        return {"config_hash": key, "seed": seed, "tier": "faithful", "task": "assoc_recall", "distance": 126,
-                "lambda_target": 0.5, "control": control, "accuracy": acc, "usage": usage,
-                "usage_per_layer": json.dumps(per_layer)}
-    low, layer = [0.001, 0.009, 0.0, 0.0], [0.0, 0.0, 0.99, 0.0]
-    controls = pd.DataFrame([row("learned", 1.0, 0.0025, low), row("last", 0.75, 0.0025, low),
-                             row("learned", 1.0, 0.2475, layer, key="k1", seed=1),
-                             row("oracle", 0.5, 0.0078, [0.0078] * 4, key="k1", seed=1),
-                             {**row("learned", 0.9, 0.5, [0.5, 0.5]), "tier": "mini", "config_hash": "m"}])
-    headline = pd.DataFrame([{"config_hash": "k0", "accuracy": 1.0, "usage": 0.0030, "usage_per_layer": json.dumps(low)},
-                             {"config_hash": "k1", "accuracy": 1.0, "usage": 0.0020, "usage_per_layer": json.dumps(low)}])
-    lines = faithful_swap_lines(controls, headline, limits)
-    assert len(lines) == 2  # the mini row is not a faithful model
-    assert lines[0].startswith("faithful assoc_recall d=126 λ→0.5, seed 0 (usage 0.0025, ≤ 0.5%): learned 1.000, "
-                               "last 0.750;")
-    assert lines[0].endswith("usage 0.0030 (≤ 0.5%), the same mode")
-    assert "seed 1 (usage 0.2475, one whole layer): learned 1.000, oracle 0.500;" in lines[1]
-    assert lines[1].endswith("another mode")
-    assert faithful_swap_lines(controls[controls["tier"] == "mini"], headline, limits) == []
-    assert "headline's run" not in faithful_swap_lines(controls, pd.DataFrame(), limits)[0]
-
-
-def test_the_shortcut_verdict_is_given_per_tier_with_its_counts():
-    limits = Limits.of(load_registry())
-
-    def c(control, acc, seed, tier):
-        return {**_control(control, acc, 0.01, 100.0, seed=seed, tier=tier), "usage_per_layer": json.dumps([0.01, 0.01])}
-    controls = pd.DataFrame([c("learned", 0.99, 0, "faithful"), c("last", 0.99, 0, "faithful"),
-                             c("learned", 1.0, 1, "faithful"), c("last", 0.98, 1, "faithful"),
-                             c("learned", 0.99, 0, "mini"), c("last", 0.80, 0, "mini")])
-    four = point4(controls, pd.DataFrame(), limits)
-    assert four.parts == {"faithful": "SHORTCUT CONFIRMED", "mini": "NOT CONFIRMED"} and four.verdict == "SEE PARTS"
-    assert four.numbers == {"faithful_groups": 1, "faithful_groups_matched": 1, "faithful_models": 2,
-                            "mini_groups": 1, "mini_groups_matched": 0, "mini_models": 1}
-    assert four.summary == "faithful: SHORTCUT CONFIRMED (1 group, 2 models); mini: NOT CONFIRMED (1 group, 1 model)"
-    assert ("assoc_recall (mini, d=126, λ→0.5, 1 model): learned 0.990, the same budget at the last positions 0.800"
-            in four.lines)
-    assert point4(controls[controls["tier"] == "faithful"], pd.DataFrame(), limits).verdict == "SHORTCUT CONFIRMED"
-    unsolved = point4(controls.assign(accuracy=0.01), pd.DataFrame(), limits)
-    assert unsolved.verdict == "NO SOLVED MODEL" and unsolved.summary == "NO SOLVED assoc_recall MODEL ANALYSED"
-    # a solved mqar group trained on a longer budget: its verdict joins, its line names the protocol
-    mqar = pd.DataFrame([{**c(ctl, acc, 0, "mini"), "task": "mqar", "distance": 8, "config_hash": "q",
-                          "protocol": "long"} for ctl, acc in (("learned", 0.98), ("last", 0.30))])
-    four = point4(pd.concat([controls, mqar], ignore_index=True), pd.DataFrame(), limits)
-    assert four.parts["mqar"] == "RESISTS THE SHORTCUT"
-    assert four.numbers["mqar_solved_models"] == 1 and four.numbers["mqar_fall_short"] == 1
-    assert four.summary.endswith("; mqar: RESISTS THE SHORTCUT (the last positions fall short in 1 of 1 solved model)")
-    long = ", long protocol: 180 baseline / 150 phase-1 epochs of 100 steps"
-    assert f"mqar (mini, d=8, λ→0.5, 1 model{long}): learned 0.980, the same budget at the last positions 0.300" \
-        in four.lines
-    assert f"mqar (mini, d=8, λ→0.5, seed 0{long}; usage 0.0100, solved): learned 0.980, last 0.300" in four.lines
-    shortcut = point4(pd.concat([controls, mqar.assign(accuracy=0.98)]), pd.DataFrame(), limits)
-    assert shortcut.parts["mqar"] == "DOES NOT RESIST" and shortcut.numbers["mqar_fall_short"] == 0
-    # bimodal mqar seeds: a group mean below the bar still counts its solved models, one by one
-    unsolved = mqar.assign(config_hash="r", seed=1, accuracy=[0.26, 0.25])
-    four = point4(pd.concat([controls, mqar, unsolved], ignore_index=True), pd.DataFrame(), limits)
-    assert four.parts["mqar"] == "RESISTS THE SHORTCUT" and four.numbers["mqar_solved_models"] == 1
-    assert any(x.endswith("learned 0.620, the same budget at the last positions 0.275 (mean accuracy below 0.9: 1 of "
-                          "2 seeds solved it, each listed below)") for x in four.lines)
-    assert any("seed 0, long protocol" in x for x in four.lines)
-    assert not any("seed 1, long protocol" in x for x in four.lines)
-    assert {e.config_hash for e in four.evidence} == {"faithful0", "faithful1", "mini0", "q", "r"}
 
 
 def test_budget_note_names_only_protocols_off_the_faithful_budget():
