@@ -52,8 +52,13 @@ def curriculum_text(headline: pd.DataFrame, curriculum, registry: list[Claim]) -
         return f"The curriculum run {curriculum.path.name} has no finished cell yet."
     claims = check_claims(curriculum.runs(), curriculum.manifest()["profile"], registry)
     v = claims[claims["claim_id"] == "T2-const05-126"]
-    verdict = (f"T2-const05-126 ('λ = 0.5 from the first step fails at 126'): {v['verdict'].iloc[0]} "
-               f"({v['details'].iloc[0]}). " if len(v) else "")
+    verdict = ""
+    if len(v):
+        v = v.iloc[0]
+        more = f"; {v['more_to_decide']}" if isinstance(v["more_to_decide"], str) and v["more_to_decide"] else ""
+        verdict = (f"T2-const05-126 ('λ = 0.5 from the first step fails at 126'): {v['successes']} of {v['n_seeds']} "
+                   f"seeds succeed; the claim's verdict (suite.judge): {v['verdict']}, {v['stopped']}{more}. "
+                   f"Magnitude: {v['details']}. ")
     return verdict + (f"At 126, faithful size: λ=0.5 from the first step ({len(c)} seeds, run {curriculum.path.name}) "
                       f"reaches accuracy {fmt_interval('accuracy', c['accuracy'])}; the ramp (headline, {len(headline)} "
                       f"seeds) {fmt_interval('accuracy', headline['accuracy']) if len(headline) else 'n/a'}. Per seed "

@@ -78,6 +78,8 @@ def _group(task, distance, t, router, members, swaps, scratch, runs) -> dict:
     ctl = swaps[same & (swaps["control"] == best.name)] if swap else s[s["control"] == best.name]
     d = _pairs(g, ctl, swap)
     low, high = t_interval(list(d)) if len(d) >= 2 else (None, None)
+    if low is not None:  # a difference of two accuracies lies in [-1, 1]
+        low, high = max(low, -1.0), min(high, 1.0)
     return {**row, "best_control": best.name, "control_kind": best["kind"], "control_accuracy": best["accuracy"],
             "control_usage": best["usage"], "control_macs": best["macs_forward_executed"],
             "control_epochs": None if swap else epochs_trained(runs, ctl["config_hash"]),
