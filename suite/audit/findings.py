@@ -10,14 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Verdict = Literal[
     "NO DATA", "SEE PARTS",
-    # 1. notional against executed savings
+    # 1. notional against executed savings (UNDECIDED: also a regret interval across 0, point 6)
     "NOTIONAL OVERSTATES", "CONSISTENT", "UNDECIDED",
     # 2. the usage plateau (per tier)
     "NO PLATEAU", "ONE WHOLE LAYER", "SPREAD OVER LAYERS", "MIXED",
     # 3. the headline claim over seeds (the judge's verdicts)
     "PASS", "FAIL", "INCONCLUSIVE", "NOT-RUN",
-    # 4. the positional shortcut (assoc_recall per tier; mqar)
-    "SHORTCUT CONFIRMED", "NOT CONFIRMED", "PARTLY CONFIRMED", "NO SOLVED MODEL", "CANNOT TELL",
+    # 4. the positional shortcut: assoc_recall's `last` swap CANNOT TELL (its query is the last token);
+    # mqar decides
+    "NO SOLVED MODEL", "CANNOT TELL",
     "RESISTS THE SHORTCUT", "DOES NOT RESIST", "PARTLY RESISTS",
     # 5. usage below one query per layer
     "SKIPS LAYERS", "SOME SKIP LAYERS", "NONE SKIPS LAYERS",

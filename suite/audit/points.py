@@ -61,8 +61,9 @@ def plateau_verdict(df: pd.DataFrame) -> tuple[str, str]:
 def _learned_models(analysis: pd.DataFrame, runs: pd.DataFrame | None, skip: set) -> pd.DataFrame:
     """The analysed learned-router cells, one row per distinct model (a seed's λ→0.1 and λ→0.5 cells
     whose phase 2 never ran are one phase-1 model); fixed routers are left out (a `layer` router is
-    one whole layer by construction); `skip` holds config hashes read elsewhere."""
-    a = analysis[~analysis["config_hash"].isin(skip) & analysis["router"].isin(LEARNED)]
+    one whole layer by construction); `skip` holds the (run, config hash) pairs read elsewhere."""
+    read = pd.Series([(r, k) in skip for r, k in zip(analysis["run_id"], analysis["config_hash"])], index=analysis.index)
+    a = analysis[~read & analysis["router"].isin(LEARNED)]
     if a.empty:
         return a
     a = a.assign(model_key=model_keys(a, runs))
@@ -77,8 +78,10 @@ def point2(headline: pd.DataFrame, analysis: pd.DataFrame, runs: pd.DataFrame | 
                      "lambda_target": r["lambda_target"], "seed": int(r["seed"]),
                      **whole_layer_flat(json.loads(r["usage_per_layer"]))})
     if len(analysis):
-        # the headline's cells are read above; a retrain of one (swaps-faithful) is the same cell
-        a = _learned_models(analysis, runs, set(headline.get("config_hash", [])))
+        # the headline's own cells are read above; a retrain of one (swaps-faithful) is another model
+        own = set(zip(headline["run_id"], headline["config_hash"])) if {"run_id", "config_hash"} <= set(headline) \
+            else set()
+        a = _learned_models(analysis, runs, own)
         for _, r in a.iterrows():
             rows.append({"run": r["run_id"], "config_hash": r["config_hash"], "tier": r["tier"], "task": r["task"],
                          "distance": int(r["distance"]), "lambda_target": r["lambda_target"], "seed": int(r["seed"]),
