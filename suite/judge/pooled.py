@@ -24,6 +24,7 @@ class RunRows:
     name: str
     profile: dict
     runs: pd.DataFrame
+    status: str = "complete"   # a run still training contributes the seeds it has (the test is anytime-valid)
 
 
 def _decides(run: RunRows, claim: Claim) -> bool:

@@ -25,7 +25,8 @@ def stored_runs(results_dir: Path) -> list[RunRows]:
     for path in sorted(RunStore.version_dir(results_dir).iterdir()):
         if (path / MANIFEST).is_file() and (path / RUNS).is_file():
             store = RunStore.open(path)
-            out.append(RunRows(path.name, store.manifest()["profile"], store.runs()))
+            manifest = store.manifest()
+            out.append(RunRows(path.name, manifest["profile"], store.runs(), manifest.get("status", "complete")))
     return out
 
 
@@ -42,9 +43,17 @@ def render(verdicts: list[ClaimVerdict], runs: list[RunRows]) -> str:
         "",
         not_run_line(claims),
         "",
-        f"Runs read ({len(runs)}): " + ", ".join(r.name for r in runs) + ".",
+        f"Runs read ({len(runs)}): " + ", ".join(_named(r) for r in runs) + ".",
         "",
     ])
+
+
+def _named(run: RunRows) -> str:
+    """A run still training is read too (its seeds arrive in a fixed order, and the verdicts stay
+    valid however seeds are added); it says so."""
+    if run.status == "complete":
+        return run.name
+    return f"{run.name} ({run.status}: {len(run.runs)} cells so far)"
 
 
 def write_results_claims(results_dir: Path, registry) -> pd.DataFrame:
