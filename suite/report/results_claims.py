@@ -13,6 +13,7 @@ import pandas as pd
 from suite.core.io import atomic_write, write_csv
 from suite.judge.pooled import RunRows, judge_pooled
 from suite.judge.verdict import ClaimVerdict, frame
+from suite.report.markdown import md_table
 from suite.report.run_md import HOW_TO_READ, claims_table, not_run_line, verdict_counts
 from suite.run.store import MANIFEST, RUNS, RunStore
 
@@ -39,7 +40,7 @@ def render(verdicts: list[ClaimVerdict], runs: list[RunRows]) -> str:
         f"Verdicts: {verdict_counts(claims)}. Seeds pooled from the runs whose profile may decide each claim "
         "(a seed stored in two runs counts once; see suite/judge/pooled.py). " + HOW_TO_READ,
         "",
-        table.to_markdown(index=False),
+        md_table(table),
         "",
         not_run_line(claims),
         "",
