@@ -10,7 +10,7 @@ often seeds succeed, not a mean that one collapsed seed drags about (claims.md).
   INCONCLUSIVE    otherwise, with how many more seeds per side, at the observed rates, would decide.
 The interval is MOVER (Newcombe's square-and-add) on Clopper-Pearson limits of each rate: exact
 limits keep the false SAME rate at or below alpha when the true difference is the margin (Wilson
-limits, Newcombe's hybrid score, reach 6.7% at 40 seeds; tests/test_regress.py enumerates it).
+limits, Newcombe's hybrid score, reach 6.7% at 40 seeds by the enumeration in tests/test_regress.py).
 The rates are unpaired: the same seed gives both runs the same data and initial weights, but a
 different router trains a different model, so a seed's two outcomes are not matched pairs.
 """
