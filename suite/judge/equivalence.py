@@ -23,15 +23,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
-from suite.judge.contrast import contrast
+from suite.judge.contrast import contrast, significant  # p <= alpha up to float rounding
 
 ALPHA = 0.05
 #: A difference of one seed in four between two success rates is the smallest the verdict must
 #: not call SAME: one seed in four collapsing is what a user would notice; with it, 11 agreeing
 #: seeds per side show equivalence (0.10 would need 29, more than a CPU's regress can train).
 MARGIN = 0.25
-#: p <= alpha up to float rounding: Fisher's p of 0/3 against 3/3 is 1/20 exactly, computed 0.05000000000000001
-ROUNDING = 1e-9
 MAX_SEEDS = 100          # `--seeds` accepts at most this many; "more seeds" is searched up to it
 METHOD = (f"one-sided Fisher exact tests (WORSE/BETTER) and TOST within +-{MARGIN:g} (SAME) on seed success "
           f"rates, {1 - 2 * ALPHA:.0%} MOVER interval on Clopper-Pearson limits, alpha {ALPHA:g}")
@@ -68,9 +66,9 @@ def decide(k: int, n: int, j: int, m: int, alpha: float = ALPHA, margin: float =
     numbers = {"difference": k / n - j / m, "low": low, "high": high, "p_worse": c.p_worse, "p_better": c.p_better}
     if -margin < low and high < margin:
         return "SAME", numbers
-    if c.p_worse <= alpha + ROUNDING:
+    if significant(c.p_worse, alpha):
         return "WORSE", numbers
-    if c.p_better <= alpha + ROUNDING:
+    if significant(c.p_better, alpha):
         return "BETTER", numbers
     return "INCONCLUSIVE", numbers
 

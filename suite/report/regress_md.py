@@ -11,6 +11,7 @@ import pandas as pd
 from suite.judge import regress as rule
 from suite.judge.regress import COSTS, SOLVED, TaskComparison
 from suite.run.tiers import REPO, Tier
+from suite.report.markdown import md_table
 
 
 def shown(path) -> str:
@@ -50,7 +51,7 @@ def _costs(comparisons: list[TaskComparison]) -> pd.DataFrame:
 
 
 def _md(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False) if not df.empty else "(none)"
+    return md_table(df) if not df.empty else "(none)"
 
 
 def regress_markdown(manifest: dict, comparisons: list[TaskComparison], verdict: str, reasons: list[str],
