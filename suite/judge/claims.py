@@ -111,7 +111,7 @@ def _meets(g: pd.DataFrame, checks: list[Check]) -> pd.Series:
     return held
 
 
-def _outcomes(g: pd.DataFrame, failed: pd.DataFrame, checks: list[Check]) -> list[bool | None]:
+def seed_outcomes(g: pd.DataFrame, failed: pd.DataFrame, checks: list[Check]) -> list[bool | None]:
     """Seed outcomes in seed order: True / False, or None where unknown (a failed cell, or a
     failure the epoch cap may have caused)."""
     held, cut = _meets(g, checks), _cut_rows(g)
@@ -200,7 +200,7 @@ def _typical(c: Claim, data: Rows) -> ClaimVerdict:
     cells = []
     for key, g in rows.groupby(CELL_KEYS, sort=True):
         f = failed[(failed[CELL_KEYS] == pd.Series(key, index=CELL_KEYS)).all(axis=1)] if len(failed) else failed
-        cells.append((seed_test(_outcomes(g, f, c.checks)), g))
+        cells.append((seed_test(seed_outcomes(g, f, c.checks)), g))
     test, g = min(cells, key=lambda x: (COMBINE_ORDER[x[0].verdict], x[0].successes / max(x[0].n, 1)))
     verdict = test.verdict
     missing = [f"{k}={v}" for k, want in c.select.columns().items() if len(want) > 1

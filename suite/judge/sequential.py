@@ -25,9 +25,10 @@ from pydantic import BaseModel, ConfigDict
 from scipy import stats
 from scipy.special import betainc, betaln
 
+from suite.schema.bounds import MAX_SEEDS  # the largest seed budget `--max-seeds` accepts; the simulation covers it
+
 ALPHA = 0.05
 PRIOR = (2.0, 1.0)       # Beta(a, b) on the side of 1/2 being tested, tilted towards the extreme
-MAX_SEEDS = 32           # the largest seed budget `--max-seeds` accepts; the simulation covers it
 MAX_MORE = 200           # "more seeds would decide it" is searched up to this many
 METHOD = ("anytime-valid mixture likelihood ratio for the seed success rate against 1/2 "
           "(prior Beta(2,1) on each side, Ville's bound)")

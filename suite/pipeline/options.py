@@ -12,7 +12,7 @@ from pydantic import Field
 
 from suite.errors import ConfigError, one_line
 from suite.run.devices import DEVICES
-from suite.schema.bounds import Distance, Lambda, Name, Seed, SeqLen
+from suite.schema.bounds import Distance, Lambda, Name, Seed, SeedBudget, SeqLen
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ USAGE = typed(Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)], floa
 MODEL_SIZE = typed(Annotated[int, Field(ge=1)], int, "an integer")
 RUN_ID = typed(Name, str, "a run id")
 COUNT = typed(Annotated[int, Field(ge=1, le=4096)], int, "an integer")
+SEED_BUDGET = typed(SeedBudget, int, "an integer")
 GPU_FRACTION = typed(Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)], float, "a number")
 
 

@@ -24,7 +24,7 @@ from tasks import TASKS, Task, TaskConfigError, make_task
 from suite.errors import ConfigError, one_line, parse
 from suite.run.protocol import PROTOCOLS, Protocol, get_protocol
 from suite.schema.rows import FAITHFUL_SIZE
-from suite.schema.bounds import Distance, EpochCap, Lambda, Name, Seed, TestSequences
+from suite.schema.bounds import Distance, EpochCap, Lambda, Name, Seed, SeedBudget, TestSequences
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 
@@ -54,6 +54,9 @@ class GridBlock(BaseModel):
     protocol: ProtocolName | None = None
     epoch_cap: EpochCap | None = None
     model: dict[str, Any] = {}
+    #: seeds are added to this block's cells while a claim on them is undecided, up to this many
+    #: per cell (what `--until-decided --max-seeds N` asks of every cell)
+    max_seeds: SeedBudget | None = None
 
 
 class ProfileSpec(BaseModel):
@@ -87,6 +90,7 @@ class Cell:
     task_params: dict = field(default_factory=dict)
     model_overrides: dict = field(default_factory=dict)
     label: str = ""
+    max_seeds: int | None = None   # its block's until-decided budget; not part of its identity
 
     def build_task(self) -> Task:
         return make_task(self.task, distance=self.distance, **self.task_params)
@@ -181,7 +185,7 @@ def parse_profile(data, source: str = "") -> Profile:
         for d, m, s in itertools.product(block.distances, block.models, block.seeds):
             for lam in (block.lambdas if m == "routed" else [0.0]):
                 cell = Cell(block.task, d, m, float(lam), s, block.protocol or spec.protocol, block.epoch_cap,
-                            dict(block.task_params), dict(overrides), block.label)
+                            dict(block.task_params), dict(overrides), block.label, block.max_seeds)
                 try:
                     task = cell.build_task()
                 except (TaskConfigError, pydantic.ValidationError) as e:
