@@ -8,7 +8,7 @@ import pytest
 from suite.report.markdown import cell_count, md_table, table_rows
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
-REPORTS = sorted(p for p in RESULTS.rglob("*.md") if p.name in {"REPORT.md", "CLAIMS.md", "REGRESS.md"})
+REPORTS = sorted(p for p in RESULTS.rglob("*.md") if p.name in {"REPORT.md", "CLAIMS.md", "REGRESS.md", "AUDIT.md"})
 
 
 def test_a_pipe_inside_a_cell_is_escaped_and_the_row_keeps_its_columns():

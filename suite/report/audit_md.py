@@ -7,13 +7,14 @@ from pathlib import Path
 import pandas as pd
 
 from suite.audit.findings import AuditFindings, Figures, Finding, Section, Table
+from suite.report.markdown import md_table
 
 MINI_NOTE = "Mini-tier rows (d=32, 2 layers) illustrate; they decide no published claim."
 
 
 def table_md(t: Table) -> str:
     df = pd.DataFrame(t.rows, columns=t.columns)
-    return df.to_markdown(index=False, floatfmt=t.floatfmt, disable_numparse=not t.numparse)
+    return md_table(df, floatfmt=t.floatfmt, disable_numparse=not t.numparse)
 
 
 def figures_md(f: Figures) -> list[str]:
