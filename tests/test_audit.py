@@ -233,7 +233,7 @@ def test_the_rate_based_analysis_of_a_cell_without_weights(tmp_path):
     assert a["attention_positions_per_sequence_layer_0"] == 1.0
     assert a["attention_positions_per_sequence_layer_1"] == 8.0
     assert a["query_share"] == pytest.approx(2 / 9)
-    assert a["plateau"] and a["whole_layer"] and a["label"] == "one whole layer"  # mean 0.5625, layer 1 full
+    assert a["plateau"] and a["whole_layer"] and a["plateau_label"] == "one whole layer" and a["mode"] == "one whole layer"  # mean 0.5625, layer 1 full
     mqar = {**row, "task": "mqar", "task_params": json.dumps({"distance": 8, "n_pairs": 2, "n_queries": 1})}
     assert analysis_from_rates(mqar, rates, store) is None  # scored positions differ by row: needs the weights
 

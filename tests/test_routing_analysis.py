@@ -165,3 +165,15 @@ def test_a_content_router_matches_a_hand_count():
 def test_a_baseline_is_refused():
     with pytest.raises(TypeError, match="routed"):
         routing_analysis(build_model("conv", CFG), recall_set(4, 4))
+
+
+def test_routing_analysis_columns_name_the_plateau_test_and_the_mode_apart():
+    """The plateau test's words and the routing mode are two columns: a plateau 'spread over layers'
+    can be one layer partly attended as a mode."""
+    from suite.audit.analysis import whole_layer_flat
+    from suite.audit.common import Limits
+    out = whole_layer_flat([0.02, 0.97, 0.0, 0.0], Limits(published_usage=0.005, success_accuracy=0.99))
+    assert out["plateau_label"] == "one whole layer" and out["mode"] == "one whole layer"
+    out = whole_layer_flat([0.0, 0.12, 0.0, 0.001], Limits(published_usage=0.005, success_accuracy=0.99))
+    assert out["plateau"] is False and out["mode"] == "one layer partly attended"
+    assert "label" not in out

@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 from baselines import ModelConfig, build_model
 from tasks import IGNORE, make_task
 
-from suite.audit.common import LEARNED, router_of
-from suite.audit.routing import routing_analysis, whole_layer_test
+from suite.audit.common import LEARNED, Limits, router_of
+from suite.audit.routing import routing_analysis, routing_mode, whole_layer_test
 from suite.audit.swaps import decision_swaps
 from suite.core.io import write_csv
 from suite.run.protocol import get_protocol
@@ -37,10 +37,14 @@ def ident(row, source: RunStore) -> dict:
             "lambda_target": float(row["lambda_target"]), "seed": int(row["seed"]), "protocol": row["protocol"]}
 
 
-def whole_layer_flat(per_layer) -> dict:
-    w = whole_layer_test([float(u) for u in per_layer])
+def whole_layer_flat(per_layer, limits: Limits | None = None) -> dict:
+    """The plateau test's columns (`plateau_label`: its own three words) and the routing mode
+    (`mode`: the four written rules of `routing_mode`, the names AUDIT.md uses)."""
+    usage = [float(u) for u in per_layer]
+    w = whole_layer_test(usage)
     return {"plateau": bool(w["plateau"]), "whole_layer": bool(w["whole_layer"]),
-            "full_layers": json.dumps(list(w["full_layers"])), "label": w["label"]}
+            "full_layers": json.dumps(list(w["full_layers"])), "plateau_label": w["label"],
+            "mode": routing_mode(usage, (limits or Limits.of()).published_usage).label}
 
 
 def analyse_cell(row, source: RunStore, device) -> tuple[list[dict], dict]:

@@ -85,7 +85,7 @@ def point2(headline: pd.DataFrame, analysis: pd.DataFrame, runs: pd.DataFrame | 
         for _, r in a.iterrows():
             rows.append({"run": r["run_id"], "config_hash": r["config_hash"], "tier": r["tier"], "task": r["task"],
                          "distance": int(r["distance"]), "lambda_target": r["lambda_target"], "seed": int(r["seed"]),
-                         "plateau": bool(r["plateau"]), "whole_layer": bool(r["whole_layer"]), "label": r["label"]})
+                         "plateau": bool(r["plateau"]), "whole_layer": bool(r["whole_layer"])})
     df = pd.DataFrame(rows)
     if df.empty:
         return no_data(2, TITLES[2], "No routed cell has been analysed yet.")
