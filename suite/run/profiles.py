@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from baselines import MODELS, ModelConfig, ModelConfigError, check_router_spec, router_source
+from baselines import MODELS, ModelConfig, ModelConfigError, router_source
 from tasks import TASKS, Task, TaskConfigError, make_task
 
 from suite.errors import ConfigError, one_line, parse
+from suite.run.gate import check_spec
 from suite.run.protocol import PROTOCOLS, Protocol, get_protocol
 from suite.schema.rows import FAITHFUL_SIZE
 from suite.schema.bounds import Distance, EpochCap, Lambda, Name, Seed, SeedBudget, TestSequences
@@ -196,8 +197,8 @@ def parse_profile(data, source: str = "") -> Profile:
                     raise _cell_error(f"{where}.model", e) from None
                 if m == "routed" and cfg not in checked:
                     try:
-                        check_router_spec(cfg)
-                    except ModelConfigError as e:
+                        check_spec(cfg)
+                    except (ModelConfigError, ConfigError) as e:
                         raise _cell_error(f"{where}.model", e) from None
                     checked.add(cfg)
                 if cfg.vocab_size < task.vocab_size:
