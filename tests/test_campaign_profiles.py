@@ -46,11 +46,16 @@ def test_the_registry_holds_28_claims_a_cpu_can_reach_and_4_curriculum_contrasts
 #: judges one run at a time, while the campaign runs each distance as its own profile. Strict: the
 #: day a profile or a cross-run judgement covers them, this turns red and the mark must go.
 SPANS_TWO_RUNS = {"H-savings-254-510-notional", "H-savings-254-510-executed", "H-savings-254-510-latency"}
+#: the ramp (headline) against constant lambda (curriculum): two profiles, pooled by CLAIMS.md
+CONTRASTS_TWO_RUNS = {"T2-effect05-126"}
 
 
 def _param(c):
     marks = [pytest.mark.xfail(strict=True, reason="needs 254 and 510 in one run; the campaign has one "
                                                    "profile per distance")] if c.id in SPANS_TWO_RUNS else []
+    if c.id in CONTRASTS_TWO_RUNS:
+        marks = [pytest.mark.xfail(strict=True, reason="ramp in headline, constant lambda in curriculum: "
+                                                       "decided over both runs by CLAIMS.md")]
     return pytest.param(c, id=c.id, marks=marks)
 
 

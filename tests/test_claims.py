@@ -309,3 +309,11 @@ def test_the_report_lists_failed_cells_and_the_verdicts_evidence():
     assert "## Failed cells" not in report_markdown(manifest, "plan", runs[runs["status"] == "ok"], claims)
     table = main_table(runs).set_index("distance")
     assert table.loc[126, "Routed lambda->0.5"].endswith("n=3, usage 0.2%-26% | pub. 100% (0.3%)")
+
+
+def test_a_contrast_at_p_exactly_alpha_is_significant():
+    """3/3 against 0/3: Fisher's one-sided p is 1/20 = alpha exactly (0.05000000000000001 in floats)."""
+    from suite.judge.contrast import contrast
+
+    assert contrast(3, 3, 0, 3).verdict == "PASS" and contrast(0, 3, 3, 3).verdict == "FAIL"
+    assert contrast(2, 3, 0, 3).verdict == "INCONCLUSIVE" and contrast(2, 3, 0, 3).more is not None

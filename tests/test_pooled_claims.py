@@ -80,3 +80,15 @@ def test_a_run_still_training_is_read_and_named_as_such():
     assert by_id(verdicts)["T1-attn-254"].n_seeds == 2
     text = render(verdicts, [running, done])
     assert "faithful-254-a (running: 2 cells so far), headline-a." in text
+
+
+def test_the_pooled_main_table_counts_each_seed_once_and_says_the_verdict():
+    from suite.report.results_claims import pooled_main_table
+
+    registry = load_registry()
+    a = RunRows("headline-a", {"name": "headline"}, rows("attn", [1.0] * 6))
+    b = RunRows("cpu-b", {"name": "cpu"}, rows("attn", [1.0] * 3))          # seeds 0-2 again: counted once
+    runs = [a, b]
+    table = pooled_main_table(judge_pooled(runs, registry), runs, registry).set_index("distance")
+    assert table.loc[126, "AttnOnly"] == "100% n=6; 6/6 seeds meet T1-attn-126: PASS | pub. 100%"
+    assert table.loc[254, "AttnOnly"].startswith("not run")

@@ -14,14 +14,13 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import torch
 from pydantic import Field
 
 from suite import __version__
 from suite.errors import INPUT_ERRORS, ConfigError
 from suite.figures.pareto import pareto
-from suite.judge.regress import compare, overall, series
+from suite.judge.regress import compare, failed_candidate, overall, series, table
 from suite.pipeline.options import Command, add_executor_options, choice, json_object, open_executor, typed
 from suite.report.regress_md import print_regress, regress_markdown, shown
 from suite.run.devices import DEVICES, resolve_device
@@ -31,7 +30,7 @@ from suite.run.plan import check_profile_fits, estimate, gate_routers, plan_text
 from suite.run.profiles import parse_profile
 from suite.run.provenance import environment, utc_now
 from suite.run.store import RunStore, check_results_dir, write_csv
-from suite.run.tiers import ORIGINAL, REFERENCES, REPO, import_reference, load_tiers, regress_profile
+from suite.run.tiers import ORIGINAL, REFERENCES, REPO, Tier, import_reference, load_tiers, regress_profile
 
 
 def regress(router: str, router_kwargs: dict, against: str | None, tier_name: str, seeds: int,
@@ -84,17 +83,44 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
         want = "faithful" if tier.faithful else "mini"
         if (rows["candidate"]["tier"] != want).any():  # a tier file whose model is not its tier's size
             raise ConfigError(f"tier: the {tier_name} tier produced a row of the other tier (its model is not {want} size)")
-        table = pd.concat([compare(rows["candidate"], rows[name], name) for name in REFERENCES], ignore_index=True)
-        verdict, reasons = overall(table, ORIGINAL)
-        write_csv(store.path / "regress.csv", table.assign(overall=verdict))
         (store.path / "figures").mkdir(exist_ok=True)
         pareto(rows, store.path / "figures", f"{router} on the {tier_name} tier")
-        manifest = {**store.manifest(), "status": "complete", "finished": utc_now()}
-        store.write_text("REGRESS.md", regress_markdown(manifest, table, verdict, reasons, tier, imported))
-        store.update_manifest(status="complete", finished=manifest["finished"], verdict=verdict)
-    print_regress(table, verdict, reasons)
+        verdict = judge(store, tier, imported, finished=utc_now())
     print(f"\nWrote {store.path}/ (runs.csv, regress.csv, REGRESS.md, figures/pareto.*)")
+    return exit_code(verdict)
+
+
+def exit_code(verdict: str) -> int:
+    """asv compare's convention: 1 only when shown WORSE; INCONCLUSIVE is not shown to be worse."""
     return 1 if verdict == "WORSE" else 0
+
+
+def judge(store: RunStore, tier: Tier, imported: int, finished: str | None = None, quiet: bool = False) -> str:
+    """Judge a run's stored cells: regress.csv, REGRESS.md and the manifest's verdict; no training."""
+    manifest = store.manifest()
+    r = manifest["regress"]
+    runs = store.runs()
+    rows = series(runs, r["router"], r["router_kwargs"])
+    failed = failed_candidate(runs, r["router"], r["router_kwargs"])
+    comparisons = [c for name in REFERENCES for c in compare(rows["candidate"], rows[name], name, failed)]
+    verdict, reasons = overall(comparisons, ORIGINAL)
+    write_csv(store.path / "regress.csv", table(comparisons, verdict))
+    done = {"status": "complete", "finished": finished or manifest.get("finished"), "verdict": verdict}
+    store.write_text("REGRESS.md", regress_markdown({**manifest, **done}, comparisons, verdict, reasons, tier, imported))
+    store.update_manifest(**done)
+    if not quiet:
+        print_regress(comparisons, verdict, reasons)
+    return verdict
+
+
+def rejudge(run_dir: Path) -> str:
+    """A finished regress run judged again under the current rule from its stored cells, in place
+    (after a change of the rule); runs.csv, history.csv and the figures are left as they are."""
+    store = RunStore.open(run_dir)
+    r = store.manifest()["regress"]
+    imported = int((store.runs()["run_id"] != store.path.name).sum())
+    with store.lock():
+        return judge(store, load_tiers()[r["tier"]], imported, quiet=True)
 
 
 def add_arguments(g) -> None:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from suite.judge.claims import CELL_KEYS, judge_claims
+from suite.judge.claims import CELL_KEYS, judge_claims, matching
+from suite.schema.rows import faithful_rows
 from suite.judge.registry import Claim
 from suite.judge.verdict import ClaimVerdict
 
@@ -44,6 +45,12 @@ def _pool(runs: list[RunRows]) -> tuple[pd.DataFrame, int]:
     rows = rows.assign(_held=held).sort_values(["_held", "run"], ascending=[False, True], kind="stable")
     kept = rows.drop_duplicates(keys, keep="first").drop(columns="_held")
     return kept.sort_values(["run", "seed"], kind="stable").reset_index(drop=True), len(rows) - len(kept)
+
+
+def pooled_rows(runs: list[RunRows], claim: Claim) -> pd.DataFrame:
+    """The rows of a claim's cells its pooled verdict reads: every deciding run's, each seed once."""
+    rows = _pool([r for r in runs if _decides(r, claim)])[0]
+    return matching(faithful_rows(rows), claim.select, claim.id) if len(rows) else rows
 
 
 def judge_pooled(runs: list[RunRows], registry: list[Claim]) -> list[ClaimVerdict]:

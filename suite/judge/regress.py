@@ -1,21 +1,26 @@
-"""Regression verdicts: a candidate router against the original router and the baselines, cell by
-cell, paired by seed (same seed, same data streams, same initial weights outside the router).
+"""Regression verdicts: a candidate router against the original router and the baselines, task by
+task, on the same seeds (same data streams, same initial weights outside the router).
 
-Per metric, the paired differences candidate - reference (oriented so that positive is better)
-get a 95% Student t interval over seeds (a single seed: the point). The metric's verdict:
-  SAME          the whole interval lies within +-margin (no difference that matters);
-  BETTER        the interval lies above 0 (and not within the margin);
-  WORSE         the interval lies below 0 (and not within the margin);
-  INCONCLUSIVE  otherwise (it straddles 0 and leaves the margin).
-Margins: accuracy 0.01, usage 0.01, executed MACs 1% and latency 10% of the reference's mean.
+Seed success decides (seed outcomes are bimodal: a seed solves the task or collapses). A seed
+succeeds when its held-out test accuracy is >= 0.98, the registry's reading of a published "100%"
+(claims.md); a candidate cell that failed (an exception, a plugin's exit) is a failed seed. Per
+task and reference, k/n candidate seeds against j/m reference seeds (suite.judge.equivalence):
+  WORSE / BETTER  one-sided Fisher exact test, p <= 0.05;
+  SAME            equivalence shown by two one-sided tests: the 90% interval of the difference in
+                  success rates lies inside +-0.25;
+  INCONCLUSIVE    otherwise, with how many more seeds per side, at the observed rates, would decide.
+Accuracy and usage are described beside it (mean and bootstrap interval, suite.judge.stats), never
+deciding it. Cost is executed forward MACs, as before: paired differences by seed with a 95% t
+interval, SAME within 1% of the reference's mean, BETTER / WORSE beyond 0 on that side, else
+INCONCLUSIVE (latency, 10%, is shown and decides nothing).
 
 Overall, against the original router (as `asv compare` treats a slower benchmark):
-  WORSE         accuracy WORSE on any cell the original router solves (mean accuracy >= 0.9), or
-                executed MACs WORSE on any cell where accuracy is not BETTER;
-  INCONCLUSIVE  not WORSE, but on some cell the seeds cannot tell: accuracy INCONCLUSIVE where the
-                original router solves the task, or executed MACs INCONCLUSIVE;
-  BETTER        none of the above, and on some cell MACs BETTER with accuracy SAME or BETTER, or
-                accuracy BETTER with MACs SAME or BETTER;
+  WORSE         seed success WORSE on any task, or executed MACs WORSE on a task where seed
+                success is not BETTER;
+  INCONCLUSIVE  not WORSE, but on some task the seeds cannot tell: seed success INCONCLUSIVE, or
+                executed MACs INCONCLUSIVE where seed success is not BETTER;
+  BETTER        none of the above, and on some task MACs BETTER with success SAME or BETTER, or
+                success BETTER with MACs SAME or BETTER;
   SAME          otherwise.
 Exit code: 1 when WORSE, else 0 (INCONCLUSIVE is not shown to be worse; read the table).
 """
@@ -25,15 +30,77 @@ import json
 import math
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
-from suite.judge.stats import t_interval
+from suite.judge.equivalence import SuccessComparison, compare_success
+from suite.judge.stats import interval, t_interval
 from suite.schema.rows import ok_rows
 
-#: metric -> (higher is better, margin, margin is relative to the reference's mean)
-METRICS = {"accuracy": (True, 0.01, False), "usage": (False, 0.01, False),
-           "macs_forward_executed": (False, 0.01, True), "latency_ms_model": (False, 0.10, True)}
-SOLVED = 0.9
+#: a seed solves a task at this held-out accuracy: the registry's reading of "100%" (claims.md)
+SOLVED = 0.98
+#: cost metric -> margin relative to the reference's mean (only executed MACs enter the overall verdict)
+COSTS = {"macs_forward_executed": 0.01, "latency_ms_model": 0.10}
 CELL = ["task", "distance"]
+ORIGINAL = "gumbel"
+STRICT = ConfigDict(frozen=True, extra="forbid")
+
+
+class Magnitude(BaseModel):
+    """A metric over one side's seeds: description beside the verdict."""
+    model_config = STRICT
+    mean: float
+    low: float
+    high: float
+    kind: str
+
+    def text(self) -> str:
+        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+class CostComparison(BaseModel):
+    """Paired differences candidate - reference of one cost metric (positive = costs more)."""
+    model_config = STRICT
+    metric: str
+    candidate: float
+    reference: float
+    difference: float
+    low: float
+    high: float
+    n_seeds: int
+    verdict: str
+
+
+class TaskComparison(BaseModel):
+    """One task against one reference: the record regress.csv holds and REGRESS.md renders."""
+    model_config = STRICT
+    task: str
+    distance: int
+    against: str
+    success: SuccessComparison
+    accuracy: Magnitude | None
+    ref_accuracy: Magnitude | None
+    usage: Magnitude | None
+    ref_usage: Magnitude | None
+    costs: dict[str, CostComparison]
+
+    def cost(self, metric: str) -> str:
+        return self.costs[metric].verdict if metric in self.costs else "INCONCLUSIVE"
+
+    def row(self) -> dict:
+        s = self.success
+        out = {"task": self.task, "distance": self.distance, "against": self.against,
+               "successes": s.successes, "n_seeds": s.n, "ref_successes": s.ref_successes, "ref_n_seeds": s.ref_n,
+               "success_difference": s.difference, "success_low": s.low, "success_high": s.high,
+               "p_worse": s.p_worse, "p_better": s.p_better, "success_verdict": s.verdict,
+               "more_seeds": s.more, "more_verdict": s.more_verdict}
+        for name in ("accuracy", "ref_accuracy", "usage", "ref_usage"):
+            m = getattr(self, name)
+            out.update({f"{name}_mean": m.mean if m else math.nan, f"{name}_low": m.low if m else math.nan,
+                        f"{name}_high": m.high if m else math.nan})
+        for metric, c in self.costs.items():
+            out.update({f"{metric}_difference": c.difference, f"{metric}_low": c.low, f"{metric}_high": c.high,
+                        f"{metric}_verdict": c.verdict})
+        return out
 
 
 def metric_verdict(diffs: list[float], margin: float) -> tuple[float, float, float, str]:
@@ -52,45 +119,64 @@ def metric_verdict(diffs: list[float], margin: float) -> tuple[float, float, flo
     return mean, low, high, "INCONCLUSIVE"
 
 
-def compare(candidate: pd.DataFrame, reference: pd.DataFrame, against: str) -> pd.DataFrame:
-    """One row per (task, distance, metric): the candidate against one reference, paired by seed."""
+def _magnitude(metric: str, df: pd.DataFrame) -> Magnitude | None:
+    if metric not in df or df.empty:
+        return None
+    i = interval(metric, df[metric].astype(float))
+    return None if i is None else Magnitude(mean=i.mean, low=i.low, high=i.high, kind=i.kind)
+
+
+def _cost(metric: str, pairs: pd.DataFrame) -> CostComparison:
+    margin = COSTS[metric] * abs(float(pairs[f"{metric}_ref"].mean()))
+    diffs = (pairs[f"{metric}_ref"] - pairs[metric]).astype(float).tolist()   # positive = cheaper
+    mean, low, high, verdict = metric_verdict(diffs, margin)
+    return CostComparison(metric=metric, candidate=float(pairs[metric].mean()),
+                          reference=float(pairs[f"{metric}_ref"].mean()), difference=-mean, low=-high, high=-low,
+                          n_seeds=len(pairs), verdict=verdict)
+
+
+def compare(candidate: pd.DataFrame, reference: pd.DataFrame, against: str,
+            failed: pd.DataFrame | None = None) -> list[TaskComparison]:
+    """One record per (task, distance): the candidate's ok rows (and its failed cells, each a failed
+    seed) against one reference's ok rows."""
+    failed = failed if failed is not None else candidate.iloc[:0]
     out = []
-    for (task, distance), cand in candidate.groupby(CELL, sort=True):
-        ref = reference[(reference["task"] == task) & (reference["distance"] == distance)]
+    cells = sorted({(t, int(d)) for df in (candidate, failed) for t, d in zip(df["task"], df["distance"])})
+    for task, distance in cells:
+        at = lambda df: df[(df["task"] == task) & (df["distance"] == distance)]
+        cand, ref, lost = at(candidate), at(reference), at(failed)
+        lost = lost[~lost["seed"].isin(cand["seed"])].drop_duplicates("seed")
+        k = int((cand["accuracy"].astype(float) >= SOLVED).sum())
+        j = int((ref["accuracy"].astype(float) >= SOLVED).sum())
         pairs = cand.merge(ref, on="seed", suffixes=("", "_ref"))
-        for metric, (higher, margin, relative) in METRICS.items():
-            if metric not in pairs or pairs.empty:
-                continue
-            sign = 1.0 if higher else -1.0
-            ref_mean = float(pairs[f"{metric}_ref"].mean())
-            m = margin * abs(ref_mean) if relative else margin
-            diffs = (sign * (pairs[metric] - pairs[f"{metric}_ref"])).astype(float).tolist()
-            mean, low, high, verdict = metric_verdict(diffs, m)
-            out.append({"task": task, "distance": int(distance), "against": against, "metric": metric,
-                        "candidate": float(pairs[metric].mean()), "reference": ref_mean,
-                        "difference": sign * mean, "low": sign * (low if sign > 0 else high),
-                        "high": sign * (high if sign > 0 else low), "n_seeds": len(pairs), "verdict": verdict,
-                        "reference_solves": bool(pairs["accuracy_ref"].mean() >= SOLVED)})
-    return pd.DataFrame(out)
+        costs = {m: _cost(m, pairs) for m in COSTS if m in pairs and not pairs.empty}
+        out.append(TaskComparison(task=task, distance=distance, against=against,
+                                  success=compare_success(k, len(cand) + len(lost), j, len(ref)),
+                                  accuracy=_magnitude("accuracy", cand), ref_accuracy=_magnitude("accuracy", ref),
+                                  usage=_magnitude("usage", cand), ref_usage=_magnitude("usage", ref), costs=costs))
+    return out
 
 
-def overall(table: pd.DataFrame, against: str = "gumbel") -> tuple[str, list[str]]:
+def table(comparisons: list[TaskComparison], verdict: str) -> pd.DataFrame:
+    """regress.csv: one row per (task, distance, reference), with the overall verdict."""
+    df = pd.DataFrame([c.row() for c in comparisons]).assign(overall=verdict)
+    return df.astype({"more_seeds": "Int64"}) if not df.empty else df
+
+
+def overall(comparisons: list[TaskComparison], against: str = ORIGINAL) -> tuple[str, list[str]]:
     """The overall verdict against the original router, and the reasons, by the rule above."""
-    t = table[table["against"] == against]
     reasons, better, unsure = [], [], []
-    for (task, distance), g in t.groupby(CELL, sort=True):
-        v = dict(zip(g["metric"], g["verdict"]))
-        acc, macs = v.get("accuracy", "INCONCLUSIVE"), v.get("macs_forward_executed", "INCONCLUSIVE")
-        where = f"{task} d={distance}"
-        if acc == "WORSE" and bool(g["reference_solves"].iloc[0]):
-            reasons.append(f"{where}: accuracy WORSE where the original router solves the task")
-        if macs == "WORSE" and acc != "BETTER":
-            reasons.append(f"{where}: executed MACs WORSE without better accuracy")
-        if (macs == "BETTER" and acc in ("SAME", "BETTER")) or (acc == "BETTER" and macs in ("SAME", "BETTER")):
+    for c in (c for c in comparisons if c.against == against):
+        s, macs, where = c.success, c.cost("macs_forward_executed"), f"{c.task} d={c.distance}"
+        if s.verdict == "WORSE":
+            reasons.append(f"{where}: seed success WORSE ({s.counts()} seeds solve it, one-sided p = {s.p_worse:.2g})")
+        if macs == "WORSE" and s.verdict != "BETTER":
+            reasons.append(f"{where}: executed MACs WORSE without better seed success")
+        if (macs == "BETTER" and s.verdict in ("SAME", "BETTER")) or (s.verdict == "BETTER" and macs in ("SAME", "BETTER")):
             better.append(where)
-        if acc == "INCONCLUSIVE" and bool(g["reference_solves"].iloc[0]):
-            unsure.append(f"{where}: accuracy INCONCLUSIVE where the original router solves the task")
-        if macs == "INCONCLUSIVE" and acc != "BETTER":
+        if s.verdict == "INCONCLUSIVE":
+            unsure.append(f"{where}: seed success INCONCLUSIVE ({s.counts()}); {s.more_text()}")
+        if macs == "INCONCLUSIVE" and s.verdict != "BETTER":
             unsure.append(f"{where}: executed MACs INCONCLUSIVE")
     if reasons:
         return "WORSE", reasons
@@ -101,16 +187,22 @@ def overall(table: pd.DataFrame, against: str = "gumbel") -> tuple[str, list[str
     return "SAME", ["no difference beyond the margins"]
 
 
-ORIGINAL = "gumbel"
+def _router(rows: pd.DataFrame, router: str, router_kwargs: dict) -> pd.Series:
+    kwargs = rows["router_kwargs"].fillna("{}").replace("", "{}") if "router_kwargs" in rows else "{}"
+    routers = rows["router"].fillna(ORIGINAL) if "router" in rows else ORIGINAL
+    return (rows["model"] == "routed") & (routers == router) & (kwargs == json.dumps(router_kwargs, sort_keys=True))
 
 
 def series(runs: pd.DataFrame, router: str, router_kwargs: dict) -> dict[str, pd.DataFrame]:
-    """Rows of the candidate and of each reference, by model and router."""
+    """Ok rows of the candidate and of each reference, by model and router."""
     rows = ok_rows(runs)
-    kwargs = rows["router_kwargs"].fillna("{}").replace("", "{}") if "router_kwargs" in rows else "{}"
-    routers = rows["router"].fillna(ORIGINAL) if "router" in rows else ORIGINAL
-    routed = rows["model"] == "routed"
-    want = json.dumps(router_kwargs, sort_keys=True)
-    return {"candidate": rows[routed & (routers == router) & (kwargs == want)],
-            "gumbel": rows[routed & (routers == ORIGINAL) & (kwargs == "{}")],
+    return {"candidate": rows[_router(rows, router, router_kwargs)], "gumbel": rows[_router(rows, ORIGINAL, {})],
             "attn": rows[rows["model"] == "attn"], "conv": rows[rows["model"] == "conv"]}
+
+
+def failed_candidate(runs: pd.DataFrame, router: str, router_kwargs: dict) -> pd.DataFrame:
+    """The candidate's failed cells: a result against it (design.md), never dropped."""
+    if runs.empty or "status" not in runs:
+        return runs.iloc[:0]
+    rows = runs[runs["status"] == "failed"]
+    return rows[_router(rows, router, router_kwargs)]

@@ -17,7 +17,7 @@ from suite.pipeline.until_decided import Budget, add_round, budget_from, next_ro
 from suite.report.run_report import print_summary, write_report
 from suite.run.executor import Executor, ExecutorSpec, make_executor
 from suite.run.grid import train_cells
-from suite.run.plan import check_profile_fits, default_profile, estimate, gate_routers, plan_text
+from suite.run.plan import check_profile_fits, default_profile, duration, estimate, gate_routers, plan_text
 from suite.run.profiles import Profile, load_profile, parse_profile
 from suite.run.provenance import environment, utc_now
 from suite.run.store import RunStore, check_results_dir
@@ -103,12 +103,8 @@ def _budget_text(profile: Profile, registry: list, budget: Budget, device: torch
     with executor.measuring():
         seconds = sum(estimate(dataclasses.replace(profile, cells=tuple(extra)), device))
     return (f"Until decided ({each}): after each round, one more seed for every cell whose claim is still "
-            f"INCONCLUSIVE; worst case {len(extra)} more cells, at most {_minutes(seconds)} more (every cell "
+            f"INCONCLUSIVE; worst case {len(extra)} more cells, at most {duration(seconds)} more (every cell "
             f"taken to its budget, each its whole epoch budget)")
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def check_thread_count(store: RunStore, threads: int, device: torch.device) -> None:

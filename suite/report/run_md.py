@@ -8,6 +8,7 @@ import pandas as pd
 
 from suite.judge.claims import stopped_by_cut
 from suite.judge.published import key, load_published, pct, text
+from suite.report.markdown import md_table
 from suite.schema.rows import faithful_rows, ok_rows
 
 T1_COLUMNS = (("AttnOnly", "attn", None), ("ConvOnly", "conv", None),
@@ -125,7 +126,7 @@ def compute_section(runs: pd.DataFrame) -> list[str]:
             "executed = 1 - executed MACs / AttnOnly's, latency = 1 - measured time / AttnOnly's (median of "
             "interleaved runs on one test batch, same process). Training FLOPs (2 per MAC, forward + "
             "backward, counted by FlopCounterMode) per phase.", "",
-            df.to_markdown(index=False, floatfmt=".4g"), ""]
+            md_table(df, floatfmt=".4g"), ""]
 
 
 def cells_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -145,9 +146,9 @@ def failed_section(runs: pd.DataFrame) -> list[str]:
         return []
     failed = runs[runs["status"] == "failed"]
     return ["## Failed cells", "",
-            f"{len(failed)} cell(s) stopped with an error. They count as no seed; a claim over a cell with failed "
-            "seeds cannot PASS its typical reading (nor FAIL its achievable one).", "",
-            failed[[c for c in FAILED_COLUMNS if c in failed.columns]].to_markdown(index=False), ""]
+            f"{len(failed)} cell(s) stopped with an error. Each is a seed of unknown outcome, counted against "
+            "whichever verdict it could overturn.", "",
+            md_table(failed[[c for c in FAILED_COLUMNS if c in failed.columns]]), ""]
 
 
 FIGURE_CAPTIONS = {
@@ -187,14 +188,14 @@ def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.Da
         f"Verdicts: {verdict_counts(claims)}. Held-out test set: {prof['test_sequences']} sequences per cell. "
         + HOW_TO_READ,
         "",
-        claims_table(claims).to_markdown(index=False),
+        md_table(claims_table(claims)),
         "",
         not_run_line(claims),
         "",
         "### Details",
         "",
-        claims[claims["verdict"] != "NOT-RUN"][["claim_id", "comparator", "method", "statistic", "details", "note"]]
-        .to_markdown(index=False),
+        md_table(claims[claims["verdict"] != "NOT-RUN"][["claim_id", "comparator", "method", "statistic", "details",
+                                                         "note"]]),
         "",
         *failed_section(runs),
         "## The original's main table, reproduced",
@@ -202,13 +203,13 @@ def report_markdown(manifest: dict, plan: str, runs: pd.DataFrame, claims: pd.Da
         "Ours: mean over seeds of held-out test accuracy (and attention usage, argmax routing); "
         "`pub.` the published value. `not run`: this profile did not train the cell.",
         "",
-        main_table(runs).to_markdown(index=False),
+        md_table(main_table(runs)),
         "",
         *compute_section(runs),
         *figures_section(run_dir),
         "## Cells",
         "",
-        cells_table(runs).to_markdown(index=False),
+        md_table(cells_table(runs)),
         "",
         "## Plan",
         "",

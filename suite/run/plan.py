@@ -104,7 +104,7 @@ def plan_text(profile: Profile, device: torch.device, bounds: list[float | None]
         lines.append(f"{i:>3}  {cell.describe():<{width}} {max_epochs(cell):>10} {minutes}{mark}")
     todo = sum(b for c, b in zip(profile.cells, bounds) if c.config_hash(profile.test_sequences) not in done)
     lines.append("")
-    bound = f"{todo / 60:.0f} min" if todo >= 60 else f"{todo:.0f} s"
+    bound = duration(todo)
     lines.append(f"Estimated duration: at most {bound} of training and evaluation for the cells still to run "
                  f"(every cell running its whole epoch budget, from a measured step time; cells that solve "
                  f"early stop sooner; compute readings and figures add a few seconds per cell)")
@@ -115,12 +115,12 @@ def plan_text(profile: Profile, device: torch.device, bounds: list[float | None]
         wall = parallel_estimate(left, slots) * executor.contention()
         shared = (f"; times {executor.contention():.2f} for {slots} x {executor.threads} threads on "
                   f"{os.cpu_count()} cores" if executor.contention() > 1 else "")
-        lines.append(f"With up to {min(slots, len(left))} cells in parallel: an estimated {_duration(wall)} of wall "
+        lines.append(f"With up to {min(slots, len(left))} cells in parallel: an estimated {duration(wall)} of wall "
                      f"time (an estimate, not a bound: the per-cell bounds above, measured at {threads} on this "
                      f"machine, taken by the first free worker in plan order{shared}; workers sharing a device or "
                      f"memory bandwidth run slower than alone, other machines of a cluster at their own speed)")
     return "\n".join(lines)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
