@@ -204,6 +204,11 @@ def resolve_router(spec: str) -> type[nn.Module]:
                                f"{_first_line(e)}") from None
     except SystemExit as e:  # sys.exit(0) at import time must not end the run as a success
         raise ModelConfigError(f"router: '{spec}' called {_exit_text(e)} while being imported") from None
+    except KeyboardInterrupt:  # perhaps a Ctrl-C: the suite tells (suite.core.plugins)
+        raise
+    except BaseException as e:  # GeneratorExit, a BaseException of the plugin's own
+        raise ModelConfigError(f"router: importing '{module_name}' raised {type(e).__name__}: "
+                               f"{_first_line(e)}") from None
     cls = getattr(module, attr, None) if attr else None
     if cls is None:
         raise ModelConfigError(f"router: module '{module_name}' has no attribute '{attr}'")
@@ -242,6 +247,11 @@ def make_router(cfg: ModelConfig, layer_index: int = 0) -> nn.Module:
     except SystemExit as e:
         raise ModelConfigError(f"router: '{cfg.router}' called {_exit_text(e)} while being constructed "
                                f"for layer {layer_index}") from None
+    except KeyboardInterrupt:  # perhaps a Ctrl-C: the suite tells (suite.core.plugins)
+        raise
+    except BaseException as e:
+        raise ModelConfigError(f"router: '{cfg.router}' raised {type(e).__name__} while being constructed "
+                               f"for layer {layer_index} with {cfg.router_kwargs}: {_first_line(e)}") from None
 
 
 def _first_line(err: BaseException, limit: int = 300) -> str:

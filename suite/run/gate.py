@@ -16,9 +16,9 @@ import contextlib
 
 import torch
 
-from baselines import ModelConfig, build_model, check_router_spec, router_source
+from baselines import ModelConfig, build_model, check_router_spec
 
-from suite.core.plugins import exit_text, fault_line, is_real_interrupt
+from suite.core.plugins import exit_text, fault_line, typed_by_nobody
 from suite.errors import INPUT_ERRORS, ConfigError
 
 LOGIT_TOLERANCE = 1e-4
@@ -68,6 +68,10 @@ def _check_call(g, x: torch.Tensor, name: str, where: str) -> None:
     if tuple(g.shape) != (B, T):
         raise ConfigError(f"router: {name} returned gates of shape {tuple(g.shape)} {where}; "
                           f"the contract is (B, T) = ({B}, {T})")
+    off = ((g != 0) & (g != 1)).nonzero()      # NaN too: it is neither
+    if off.numel():
+        raise ConfigError(f"router: {name} returned a gate of {float(g[tuple(off[0])]):.4g} at position "
+                          f"{int(off[0][1])} {where}; gates must be exactly 0 or 1")
 
 
 @contextlib.contextmanager
@@ -95,19 +99,11 @@ def check_spec(cfg: ModelConfig) -> None:
     KeyboardInterrupt the plugin raises itself refused in one line like every other fault."""
     try:
         check_router_spec(cfg)
-    except KeyboardInterrupt as e:
-        if is_real_interrupt(e, _files(cfg)):
+    except KeyboardInterrupt:
+        if not typed_by_nobody():
             raise
         raise ConfigError(f"router: '{cfg.router}' raised KeyboardInterrupt while being imported or constructed "
                           f"(no Ctrl-C was pressed)") from None
-
-
-def _files(cfg: ModelConfig) -> list[str]:
-    try:
-        path = router_source(cfg.router)
-    except Exception:
-        return []
-    return [path] if path else []
 
 
 def check_router(cfg: ModelConfig, seq_len: int, device: torch.device | str = "cpu", seed: int = 0) -> None:
@@ -121,11 +117,11 @@ def check_router(cfg: ModelConfig, seq_len: int, device: torch.device | str = "c
         raise
     except SystemExit as e:
         raise ConfigError(f"router: {name} called {exit_text(e)} {stage[0]}") from None
-    except KeyboardInterrupt as e:
-        if is_real_interrupt(e, _files(cfg)):
+    except KeyboardInterrupt:
+        if not typed_by_nobody():
             raise
         raise ConfigError(f"router: {name} raised KeyboardInterrupt {stage[0]} (no Ctrl-C was pressed)") from None
-    except Exception as e:  # an impossible allocation, a bug in the plugin: its error, one line
+    except BaseException as e:  # an impossible allocation, a bug, a GeneratorExit: its error, one line
         raise ConfigError(f"router: {name} raised {fault_line(e)} {stage[0]}") from None
 
 
