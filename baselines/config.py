@@ -14,6 +14,21 @@ MAX_WIDTH = 8192
 MAX_LAYERS = 64
 MAX_KERNEL = 4096
 MAX_VOCAB = 1 << 20
+#: router_kwargs: nesting depth and JSON size accepted (a router's settings, not a data set)
+MAX_KWARGS_DEPTH = 32
+MAX_KWARGS_BYTES = 64 * 1024
+
+
+def json_depth(value) -> int:
+    """Nesting depth of JSON-like data (a scalar 0, {} 1), level by level: no recursion, so any
+    depth is measured, never a RecursionError."""
+    depth, level = 0, [value]
+    while True:
+        containers = [x for x in level if isinstance(x, (dict, list, tuple))]
+        if not containers:
+            return depth
+        depth += 1
+        level = [v for x in containers for v in (x.values() if isinstance(x, dict) else x)]
 
 
 class ModelConfigError(ValueError):
@@ -35,11 +50,17 @@ class ModelConfig:
     router_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)  # JSON values, to the router
 
     def __post_init__(self):
+        depth = json_depth(self.router_kwargs)
+        if depth > MAX_KWARGS_DEPTH:
+            raise ValueError(f"router_kwargs: nested {depth} levels deep; at most {MAX_KWARGS_DEPTH} are accepted")
         try:
-            json.dumps(self.router_kwargs, allow_nan=False)
+            size = len(json.dumps(self.router_kwargs, allow_nan=False))
         except (TypeError, ValueError):
             raise ValueError(f"router_kwargs: must be a JSON object of finite values, got {self.router_kwargs!r}") \
                 from None
+        if size > MAX_KWARGS_BYTES:
+            raise ValueError(f"router_kwargs: {size} bytes of JSON; at most {MAX_KWARGS_BYTES // 1024} KiB are "
+                             f"accepted (a router's settings, not data)")
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads: must divide d_model ({self.d_model}), got {self.n_heads}")
 

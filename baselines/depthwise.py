@@ -18,6 +18,7 @@ class _CausalDepthwise(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         padded = F.pad(x, (weight.shape[-1] - 1, 0))
         ctx.save_for_backward(padded, weight)
+        ctx.x_dtype = x.dtype
         return F.conv1d(padded, weight, groups=x.shape[1])
 
     @staticmethod
@@ -25,12 +26,16 @@ class _CausalDepthwise(torch.autograd.Function):
         padded, weight = ctx.saved_tensors
         B, C, L = padded.shape
         K, T = weight.shape[-1], grad_out.shape[-1]
+        # under bf16 autocast the forward ran in bf16 (grad_out is bf16) while x and the weight
+        # may be float32; the backward runs without autocast, so it computes in grad_out's dtype
+        # and hands each gradient back in its input's dtype (all no-ops in float32)
+        dt = grad_out.dtype
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            grad_x = F.conv1d(F.pad(grad_out, (0, K - 1)), weight.flip(-1), groups=C)
+            grad_x = F.conv1d(F.pad(grad_out, (0, K - 1)), weight.flip(-1).to(dt), groups=C).to(ctx.x_dtype)
         if ctx.needs_input_grad[1]:
-            per_seq = F.conv1d(padded.reshape(1, B * C, L), grad_out.reshape(B * C, 1, T), groups=B * C)
-            grad_w = per_seq.view(B, C, K).sum(0).unsqueeze(1)
+            per_seq = F.conv1d(padded.to(dt).reshape(1, B * C, L), grad_out.reshape(B * C, 1, T), groups=B * C)
+            grad_w = per_seq.view(B, C, K).sum(0).unsqueeze(1).to(weight.dtype)
         return grad_x, grad_w
 
 

@@ -200,7 +200,15 @@ def resolve_router(spec: str) -> type[nn.Module]:
     except ImportError as e:
         raise ModelConfigError(f"router: cannot import module '{module_name}' of '{spec}' ({e})") from None
     except Exception as e:  # a plugin whose import itself fails: its error, in one line
-        raise ModelConfigError(f"router: importing '{module_name}' raised {type(e).__name__}: {e}") from None
+        raise ModelConfigError(f"router: importing '{module_name}' raised {type(e).__name__}: "
+                               f"{_first_line(e)}") from None
+    except SystemExit as e:  # sys.exit(0) at import time must not end the run as a success
+        raise ModelConfigError(f"router: '{spec}' called {_exit_text(e)} while being imported") from None
+    except KeyboardInterrupt:  # perhaps a Ctrl-C: the suite tells (suite.core.plugins)
+        raise
+    except BaseException as e:  # GeneratorExit, a BaseException of the plugin's own
+        raise ModelConfigError(f"router: importing '{module_name}' raised {type(e).__name__}: "
+                               f"{_first_line(e)}") from None
     cls = getattr(module, attr, None) if attr else None
     if cls is None:
         raise ModelConfigError(f"router: module '{module_name}' has no attribute '{attr}'")
@@ -225,9 +233,31 @@ def check_router_spec(cfg: ModelConfig) -> None:
 
 
 def make_router(cfg: ModelConfig, layer_index: int = 0) -> nn.Module:
+    """The router of one layer; whatever its constructor raises (sys.exit included) is one
+    ModelConfigError line naming the spec, so a plugin cannot crash or end the run from here."""
     cls = resolve_router(cfg.router)
     try:
         return cls(cfg, layer_index, **cfg.router_kwargs)
     except (TypeError, ValueError) as e:
         raise ModelConfigError(f"router_kwargs: {cfg.router} rejected {cfg.router_kwargs} "
-                               f"({' '.join(str(e).split())})") from None
+                               f"({_first_line(e)})") from None
+    except Exception as e:  # RuntimeError (a negative dimension, say), KeyError, MemoryError...
+        raise ModelConfigError(f"router: '{cfg.router}' raised {type(e).__name__} while being constructed "
+                               f"for layer {layer_index} with {cfg.router_kwargs}: {_first_line(e)}") from None
+    except SystemExit as e:
+        raise ModelConfigError(f"router: '{cfg.router}' called {_exit_text(e)} while being constructed "
+                               f"for layer {layer_index}") from None
+    except KeyboardInterrupt:  # perhaps a Ctrl-C: the suite tells (suite.core.plugins)
+        raise
+    except BaseException as e:
+        raise ModelConfigError(f"router: '{cfg.router}' raised {type(e).__name__} while being constructed "
+                               f"for layer {layer_index} with {cfg.router_kwargs}: {_first_line(e)}") from None
+
+
+def _first_line(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).strip().splitlines()[0].split()) if str(err).strip() else "(no message)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _exit_text(err: SystemExit) -> str:
+    return f"sys.exit({err.code!r})" if err.code is not None else "sys.exit()"

@@ -54,7 +54,9 @@ def test_identical_runs_with_enough_agreeing_seeds_are_same():
     ref = rows([SOLVE] * 11)
     s = success(ref, ref)
     assert (s.successes, s.n, s.verdict) == (11, 11, "SAME") and -MARGIN < s.low and s.high < MARGIN
-    assert overall(compare(ref, ref, "gumbel")) == ("SAME", ["no difference beyond the margins"])
+    verdict, (reason,) = overall(compare(ref, ref, "gumbel"))
+    assert verdict == "SAME" and reason.startswith("no difference beyond the margins: ")
+    assert "t d=10 seed success 11/11 vs 11/11, difference +0.00 [" in reason      # the numbers behind it
     assert success(rows([SOLVE] * 10), rows([SOLVE] * 10)).verdict == "INCONCLUSIVE"   # 10 cannot show it
 
 
@@ -139,7 +141,8 @@ def test_overall_cost_rules_and_the_exit_code_of_each_verdict():
     cheaper = overall(compare(rows([SOLVE] * 11, [60.0 + i % 2 for i in range(11)]), ref, "gumbel"))
     assert cheaper[0] == "BETTER"
     noisy = overall(compare(rows([SOLVE] * 11, [60.0, 140.0] * 5 + [100.0]), ref, "gumbel"))
-    assert noisy == ("INCONCLUSIVE", ["t d=10: executed MACs INCONCLUSIVE"])
+    assert noisy[0] == "INCONCLUSIVE" and len(noisy[1]) == 1
+    assert noisy[1][0].startswith("t d=10: executed MACs INCONCLUSIVE (executed MACs 100 vs 100, difference +0 [")
     # cheaper on one task does not make up for a task whose seeds cannot tell
     two = pd.concat([rows([SOLVE] * 11, 60.0), rows([SOLVE] * 9 + [COLLAPSE] * 2, 60.0).assign(task="u")])
     both_ref = pd.concat([ref, ref.assign(task="u")])

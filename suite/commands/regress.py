@@ -46,6 +46,8 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
     profile = parse_profile(data, "regress")
     against = against or (str(REPO / tier.reference) if tier.reference else None)
     reference = RunStore.open(against) if against else None
+    if reference is not None:
+        reference.check_stored()
     check_profile_fits(profile, device)
     gate_routers(profile, device)
     store = RunStore.unfinished(results_dir, profile.name)
@@ -74,7 +76,8 @@ def regress(router: str, router_kwargs: dict, against: str | None, tier_name: st
         try:
             imported = sum(import_reference(store, source, profile) for source in sources)
             print(f"\nRun {store.path.name}: {store.path} ({imported} stored cells reused)")
-            train_cells(store, profile, device, env, progress, executor)
+            # the candidate's cells run in a worker process: a plugin that ends its process fails its cell
+            train_cells(store, profile, device, env, progress, executor, isolate=lambda c: c.label == "candidate")
         except KeyboardInterrupt:
             hint = f"python -m suite regress {shlex.join(sys.argv[2:])}" if len(sys.argv) > 2 else "the same command"
             print(f"\ninterrupted: the cells so far are stored in {store.path}; resume with {hint}", file=sys.stderr)

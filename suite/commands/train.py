@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from baselines import MODELS, ModelConfig, check_router_spec
+from baselines import MODELS, ModelConfig
 from tasks import TASKS, make_task
 
 from suite.compute.memory import check_fits, training_bytes
@@ -14,7 +14,7 @@ from suite.errors import ConfigError
 from suite.pipeline.options import (DISTANCE, LAMBDA, MODEL_FLAGS, MODEL_SIZE, SEED, Command, choice,
                                     json_object)
 from suite.run.devices import DEVICES, resolve_device
-from suite.run.gate import check_router
+from suite.run.gate import check_router, check_spec
 from suite.run.protocol import PROTOCOLS, get_protocol
 from suite.run.trainer import train
 
@@ -56,7 +56,7 @@ def run(a) -> int:
         raise ConfigError(f"router: only the routed model has a router; '{a.model}' has none")
     cfg = ModelConfig(**{f: getattr(a, f) for f in MODEL_FLAGS if getattr(a, f) is not None}, **router)
     if a.model == "routed":
-        check_router_spec(cfg)
+        check_spec(cfg)
     lam = a.lambda_target
     if lam is None:
         lam = 0.5 if a.model == "routed" else 0.0

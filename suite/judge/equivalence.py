@@ -49,10 +49,12 @@ def clopper_pearson(k, n, confidence: float):
 
 def difference_interval(k, n, j, m, confidence: float = 1 - 2 * ALPHA):
     """MOVER interval of k/n - j/m: each side's distance to its Clopper-Pearson limit, added in
-    quadrature (Newcombe 1998, square-and-add; Zou and Donner 2008). Arrays broadcast."""
+    quadrature (Newcombe 1998, square-and-add; Zou and Donner 2008), clipped to [-1, 1], the
+    differences two rates can have (square-and-add overshoots at the ends). Arrays broadcast."""
     p, q = np.asarray(k) / np.asarray(n), np.asarray(j) / np.asarray(m)
     (l1, u1), (l2, u2) = clopper_pearson(k, n, confidence), clopper_pearson(j, m, confidence)
-    low, high = p - q - np.hypot(p - l1, u2 - q), p - q + np.hypot(u1 - p, q - l2)
+    low = np.maximum(p - q - np.hypot(p - l1, u2 - q), -1.0)
+    high = np.minimum(p - q + np.hypot(u1 - p, q - l2), 1.0)
     return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
 
 

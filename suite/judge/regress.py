@@ -14,9 +14,15 @@ deciding it. Cost is executed forward MACs, as before: paired differences by see
 interval, SAME within 1% of the reference's mean, BETTER / WORSE beyond 0 on that side, else
 INCONCLUSIVE (latency, 10%, is shown and decides nothing).
 
+Every difference is candidate minus reference: a positive success or accuracy difference is
+the candidate doing better, a positive cost difference the candidate costing more.
+A candidate cell that never attends (usage 0) or always attends (usage 1) is flagged degenerate
+beside its task; it decides nothing by itself.
+
 Overall, against the original router (as `asv compare` treats a slower benchmark):
-  WORSE         seed success WORSE on any task, or executed MACs WORSE on a task where seed
-                success is not BETTER;
+  WORSE         a candidate cell failed (raised, exited, its worker died) where the reference's
+                cell of the same seed trained; or seed success WORSE on any task, or executed
+                MACs WORSE on a task where seed success is not BETTER; or no candidate cell at all;
   INCONCLUSIVE  not WORSE, but on some task the seeds cannot tell: seed success INCONCLUSIVE, or
                 executed MACs INCONCLUSIVE where seed success is not BETTER;
   BETTER        none of the above, and on some task MACs BETTER with success SAME or BETTER, or
@@ -57,8 +63,16 @@ class Magnitude(BaseModel):
         return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
+class FailedCell(BaseModel):
+    """A candidate cell that produced no result, and whether the reference's cell of its seed did."""
+    model_config = STRICT
+    seed: int
+    error: str
+    reference_ok: bool
+
+
 class CostComparison(BaseModel):
-    """Paired differences candidate - reference of one cost metric (positive = costs more)."""
+    """Paired differences candidate - reference of one cost metric."""
     model_config = STRICT
     metric: str
     candidate: float
@@ -82,6 +96,16 @@ class TaskComparison(BaseModel):
     usage: Magnitude | None
     ref_usage: Magnitude | None
     costs: dict[str, CostComparison]
+    failed: list[FailedCell] = []
+    never: int = 0               # candidate seeds with usage exactly 0 (the router never attends)
+    always: int = 0              # ... exactly 1 (it always attends)
+
+    def degenerate(self) -> str:
+        """'' or what makes the candidate's routing degenerate here, in seeds."""
+        n = self.success.n - len(self.failed)
+        parts = [f"never attends in {k}/{n} seeds" for k in [self.never] if k] + \
+                [f"always attends in {k}/{n} seeds" for k in [self.always] if k]
+        return "; ".join(parts)
 
     def cost(self, metric: str) -> str:
         return self.costs[metric].verdict if metric in self.costs else "INCONCLUSIVE"
@@ -92,7 +116,8 @@ class TaskComparison(BaseModel):
                "successes": s.successes, "n_seeds": s.n, "ref_successes": s.ref_successes, "ref_n_seeds": s.ref_n,
                "success_difference": s.difference, "success_low": s.low, "success_high": s.high,
                "p_worse": s.p_worse, "p_better": s.p_better, "success_verdict": s.verdict,
-               "more_seeds": s.more, "more_verdict": s.more_verdict}
+               "more_seeds": s.more, "more_verdict": s.more_verdict, "failed_cells": len(self.failed),
+               "degenerate": self.degenerate()}
         for name in ("accuracy", "ref_accuracy", "usage", "ref_usage"):
             m = getattr(self, name)
             out.update({f"{name}_mean": m.mean if m else math.nan, f"{name}_low": m.low if m else math.nan,
@@ -103,8 +128,9 @@ class TaskComparison(BaseModel):
         return out
 
 
-def metric_verdict(diffs: list[float], margin: float) -> tuple[float, float, float, str]:
-    """(mean, low, high, verdict) of oriented paired differences (positive = candidate better)."""
+def metric_verdict(diffs: list[float], margin: float, lower_better: bool = False) -> tuple[float, float, float, str]:
+    """(mean, low, high, verdict) of paired differences candidate - reference; BETTER when the
+    interval lies above 0 (below 0 for a cost: `lower_better`), SAME within +-margin."""
     diffs = [d for d in diffs if not math.isnan(d)]
     if not diffs:
         return math.nan, math.nan, math.nan, "INCONCLUSIVE"
@@ -113,9 +139,9 @@ def metric_verdict(diffs: list[float], margin: float) -> tuple[float, float, flo
     if -margin <= low and high <= margin:
         return mean, low, high, "SAME"
     if low > 0:
-        return mean, low, high, "BETTER"
+        return mean, low, high, "WORSE" if lower_better else "BETTER"
     if high < 0:
-        return mean, low, high, "WORSE"
+        return mean, low, high, "BETTER" if lower_better else "WORSE"
     return mean, low, high, "INCONCLUSIVE"
 
 
@@ -128,10 +154,10 @@ def _magnitude(metric: str, df: pd.DataFrame) -> Magnitude | None:
 
 def _cost(metric: str, pairs: pd.DataFrame) -> CostComparison:
     margin = COSTS[metric] * abs(float(pairs[f"{metric}_ref"].mean()))
-    diffs = (pairs[f"{metric}_ref"] - pairs[metric]).astype(float).tolist()   # positive = cheaper
-    mean, low, high, verdict = metric_verdict(diffs, margin)
+    diffs = (pairs[metric] - pairs[f"{metric}_ref"]).astype(float).tolist()
+    mean, low, high, verdict = metric_verdict(diffs, margin, lower_better=True)
     return CostComparison(metric=metric, candidate=float(pairs[metric].mean()),
-                          reference=float(pairs[f"{metric}_ref"].mean()), difference=-mean, low=-high, high=-low,
+                          reference=float(pairs[f"{metric}_ref"].mean()), difference=mean, low=low, high=high,
                           n_seeds=len(pairs), verdict=verdict)
 
 
@@ -146,6 +172,10 @@ def compare(candidate: pd.DataFrame, reference: pd.DataFrame, against: str,
         at = lambda df: df[(df["task"] == task) & (df["distance"] == distance)]
         cand, ref, lost = at(candidate), at(reference), at(failed)
         lost = lost[~lost["seed"].isin(cand["seed"])].drop_duplicates("seed")
+        errors = lost["error"] if "error" in lost else pd.Series("", index=lost.index)
+        failures = [FailedCell(seed=int(sd), error=str(e) if isinstance(e, str) else "(no error recorded)",
+                               reference_ok=bool((ref["seed"] == sd).any())) for sd, e in zip(lost["seed"], errors)]
+        usage = cand["usage"].astype(float) if "usage" in cand else pd.Series(dtype=float)
         k = int((cand["accuracy"].astype(float) >= SOLVED).sum())
         j = int((ref["accuracy"].astype(float) >= SOLVED).sum())
         pairs = cand.merge(ref, on="seed", suffixes=("", "_ref"))
@@ -153,7 +183,8 @@ def compare(candidate: pd.DataFrame, reference: pd.DataFrame, against: str,
         out.append(TaskComparison(task=task, distance=distance, against=against,
                                   success=compare_success(k, len(cand) + len(lost), j, len(ref)),
                                   accuracy=_magnitude("accuracy", cand), ref_accuracy=_magnitude("accuracy", ref),
-                                  usage=_magnitude("usage", cand), ref_usage=_magnitude("usage", ref), costs=costs))
+                                  usage=_magnitude("usage", cand), ref_usage=_magnitude("usage", ref), costs=costs,
+                                  failed=failures, never=int((usage == 0).sum()), always=int((usage == 1).sum())))
     return out
 
 
@@ -164,27 +195,41 @@ def table(comparisons: list[TaskComparison], verdict: str) -> pd.DataFrame:
 
 
 def overall(comparisons: list[TaskComparison], against: str = ORIGINAL) -> tuple[str, list[str]]:
-    """The overall verdict against the original router, and the reasons, by the rule above."""
+    """The overall verdict against the original router, and the reasons with their numbers."""
     reasons, better, unsure = [], [], []
-    for c in (c for c in comparisons if c.against == against):
+    mine = [c for c in comparisons if c.against == against]
+    if not mine:
+        return "WORSE", [f"no candidate cell to compare with {against}: nothing trained or failed"]
+    for c in mine:
         s, macs, where = c.success, c.cost("macs_forward_executed"), f"{c.task} d={c.distance}"
+        m = c.costs.get("macs_forward_executed")
+        cost = (f"executed MACs {m.candidate:.4g} vs {m.reference:.4g}, difference {m.difference:+.4g} "
+                f"[{m.low:+.4g}, {m.high:+.4g}]" if m else "executed MACs not measured")
+        lost = [f for f in c.failed if f.reference_ok]
+        if lost:
+            reasons.append(f"{where}: {len(lost)} candidate cell(s) failed where {against}'s trained (seed "
+                           f"{lost[0].seed}: {lost[0].error})")
         if s.verdict == "WORSE":
             reasons.append(f"{where}: seed success WORSE ({s.counts()} seeds solve it, one-sided p = {s.p_worse:.2g})")
         if macs == "WORSE" and s.verdict != "BETTER":
-            reasons.append(f"{where}: executed MACs WORSE without better seed success")
+            reasons.append(f"{where}: executed MACs WORSE without better seed success ({cost}; seed success "
+                           f"{s.verdict}, {s.counts()})")
         if (macs == "BETTER" and s.verdict in ("SAME", "BETTER")) or (s.verdict == "BETTER" and macs in ("SAME", "BETTER")):
-            better.append(where)
+            better.append(f"{where}: better at no loss (seed success {s.verdict}, {s.counts()}, p better = "
+                          f"{s.p_better:.2g}; {cost}, {macs})")
         if s.verdict == "INCONCLUSIVE":
             unsure.append(f"{where}: seed success INCONCLUSIVE ({s.counts()}); {s.more_text()}")
         if macs == "INCONCLUSIVE" and s.verdict != "BETTER":
-            unsure.append(f"{where}: executed MACs INCONCLUSIVE")
+            unsure.append(f"{where}: executed MACs INCONCLUSIVE ({cost})")
     if reasons:
         return "WORSE", reasons
     if unsure:
         return "INCONCLUSIVE", unsure
     if better:
-        return "BETTER", [f"{w}: better at no loss" for w in better]
-    return "SAME", ["no difference beyond the margins"]
+        return "BETTER", better
+    return "SAME", ["no difference beyond the margins: " + "; ".join(
+        f"{c.task} d={c.distance} seed success {c.success.counts()}, difference {c.success.difference:+.2f} "
+        f"[{c.success.low:+.2f}, {c.success.high:+.2f}]" for c in mine)]
 
 
 def _router(rows: pd.DataFrame, router: str, router_kwargs: dict) -> pd.Series:

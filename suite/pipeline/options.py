@@ -10,6 +10,8 @@ from typing import Annotated, Callable
 import pydantic
 from pydantic import Field
 
+from baselines.config import MAX_KWARGS_BYTES, MAX_KWARGS_DEPTH, json_depth
+
 from suite.errors import ConfigError, one_line
 from suite.run.devices import DEVICES
 from suite.schema.bounds import Distance, Lambda, Name, Seed, SeedBudget, SeqLen
@@ -56,13 +58,27 @@ def choice(allowed):
     return parse
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def json_object(text: str) -> dict:
+    """A JSON object of bounded size and depth (the model's own limits): deeper input must be one
+    line, not the RecursionError of a recursive reader."""
+    if len(text.encode("utf-8", "replace")) > MAX_KWARGS_BYTES:
+        raise argparse.ArgumentTypeError(f"larger than {MAX_KWARGS_BYTES // 1024} KiB of JSON ({len(text)} "
+                                         f"characters); a router's settings are accepted, not data")
+    deep = False
     try:
         value = json.loads(text, parse_constant=lambda c: float("nan"))
     except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({e.msg} at column {e.colno}): '{text}'") from None
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e.msg} at column {e.colno}): '{_shown(text)}'") from None
+    except RecursionError:
+        deep = True
+    if deep or json_depth(value) > MAX_KWARGS_DEPTH:
+        raise argparse.ArgumentTypeError(f"nested more than {MAX_KWARGS_DEPTH} levels deep: '{_shown(text)}'")
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got '{text}'")
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got '{_shown(text)}'")
     return value
 
 

@@ -30,7 +30,27 @@ def _success(comparisons: list[TaskComparison]) -> pd.DataFrame:
         "reference solves": f"{c.success.ref_successes}/{c.success.ref_n}",
         "difference [90%]": f"{c.success.difference:+.2f} [{c.success.low:+.2f}, {c.success.high:+.2f}]",
         "p worse": f"{c.success.p_worse:.2g}", "p better": f"{c.success.p_better:.2g}",
-        "verdict": c.success.verdict, "more seeds to decide": c.success.more_text()} for c in comparisons])
+        "verdict": c.success.verdict, "more seeds to decide": c.success.more_text(),
+        "failed cells": len(c.failed), "degenerate": c.degenerate()} for c in comparisons])
+
+
+def _failures(comparisons: list[TaskComparison]) -> pd.DataFrame:
+    """Every failed candidate cell once (each appears in every reference's comparison)."""
+    seen, out = set(), []
+    for c in comparisons:
+        for f in c.failed:
+            if (c.task, c.distance, f.seed) not in seen:
+                seen.add((c.task, c.distance, f.seed))
+                out.append({"task": c.task, "distance": c.distance, "seed": f.seed, "error": f.error})
+    return pd.DataFrame(out)
+
+
+def _degenerate(comparisons: list[TaskComparison]) -> list[str]:
+    seen = {}
+    for c in comparisons:
+        if c.degenerate():
+            seen.setdefault((c.task, c.distance), c.degenerate())
+    return [f"- **degenerate** {t} d={d}: the candidate {text}" for (t, d), text in seen.items()]
 
 
 def _magnitude(comparisons: list[TaskComparison]) -> pd.DataFrame:
@@ -66,7 +86,10 @@ def regress_markdown(manifest: dict, comparisons: list[TaskComparison], verdict:
             f"({imported}; the rest trained here).",
         "", f"**Tier {r['tier']}**: {tier.description}" + ("" if tier.faithful else
                                                              " Every row is labelled not faithful."),
-        "", f"## Verdict: {verdict}", "", *[f"- {x}" for x in reasons],
+        "", f"## Verdict: {verdict}", "", *[f"- {x}" for x in reasons], *_degenerate(comparisons),
+        "", "## Failed candidate cells", "",
+        "A failed cell (it raised, exited or its worker died) is a seed that does not solve the task, and "
+        "WORSE where the reference's cell of that seed trained.", "", _md(_failures(comparisons)),
         "", "## Seed success (decides)", "",
         f"A seed solves a task when its held-out test accuracy is >= {SOLVED:g} (the registry's reading of a "
         "published \"100%\"); a failed candidate cell is a seed that does not. "
@@ -75,7 +98,7 @@ def regress_markdown(manifest: dict, comparisons: list[TaskComparison], verdict:
         "", "## Magnitude (describes, never decides)", "",
         "Mean over seeds with its 95% interval (suite/judge/stats.py), candidate and reference.",
         "", _md(_magnitude(comparisons)),
-        "", "## Cost (candidate - reference, paired by seed)", "",
+        "", "## Cost (paired by seed)", "",
         f"Executed forward MACs decide cost (SAME within {COSTS['macs_forward_executed']:.0%} of the reference); "
         "latency is shown and decides nothing.",
         "", _md(_costs(comparisons)),
@@ -88,10 +111,14 @@ def print_regress(comparisons: list[TaskComparison], verdict: str, reasons: list
     out = out or sys.stdout
     rows = pd.DataFrame([{"task": c.task, "distance": c.distance, "against": c.against,
                           "solves": f"{c.success.successes}/{c.success.n} vs {c.success.ref_successes}/{c.success.ref_n}",
-                          "seed success": c.success.verdict, "executed MACs": c.cost("macs_forward_executed")}
-                         for c in comparisons]).set_index(["task", "distance", "against"])
+                          "seed success": c.success.verdict, "executed MACs": c.cost("macs_forward_executed"),
+                          "failed": len(c.failed), "degenerate": c.degenerate() or "-"}
+                         for c in comparisons])
     print("\nCandidate against each reference, per task (seed success decides; MACs paired by seed):", file=out)
-    print(rows.to_string(), file=out)
+    print(rows.set_index(["task", "distance", "against"]).to_string() if len(rows) else "(no candidate cells)",
+          file=out)
     print(f"\nVerdict: {verdict}", file=out)
     for r in reasons:
         print(f"  - {r}", file=out)
+    for line in _degenerate(comparisons):
+        print(f"  {line.replace('**', '')}", file=out)

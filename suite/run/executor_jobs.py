@@ -11,6 +11,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from suite.core.plugins import exit_text, typed_by_nobody
+
 
 @dataclass
 class Job:
@@ -51,9 +53,13 @@ def failure_of(err: BaseException, detail: str = "") -> Failure:
     return Failure(type(err).__name__, " ".join(str(err).split()), detail)
 
 
-def run_job(fn: Callable, args: tuple, kwargs: dict, threads: int | None, path: Sequence[str] = ()):
-    """The worker's side of every executor: ("ok", value) or ("failed", Failure). Only an
-    Exception is a failure; KeyboardInterrupt and SystemExit propagate."""
+def run_job(fn: Callable, args: tuple, kwargs: dict, threads: int | None, path: Sequence[str] = (),
+            worker: bool = False):
+    """The worker's side of every executor: ("ok", value) or ("failed", Failure). Any exception,
+    SystemExit included (a job has no business ending its process: a plugin's sys.exit(0) must not
+    read as success), is a failure. A KeyboardInterrupt is a failure where no Ctrl-C can be behind
+    it: in a `worker` (workers ignore SIGINT) or, here, when no SIGINT arrived (core.plugins);
+    otherwise it propagates."""
     for p in path:  # the driver's import path, where it exists here (plugin routers, a repo checkout)
         if p not in sys.path and os.path.isdir(p):
             sys.path.append(p)
@@ -62,6 +68,15 @@ def run_job(fn: Callable, args: tuple, kwargs: dict, threads: int | None, path: 
     try:
         return "ok", fn(*args, **kwargs)
     except Exception as e:
+        failure = failure_of(e, traceback.format_exc())
+    except SystemExit as e:
+        failure = Failure("SystemExit", f"the cell's code called {exit_text(e)}", traceback.format_exc())
+    except KeyboardInterrupt:
+        if not (worker or typed_by_nobody()):
+            raise
+        failure = Failure("KeyboardInterrupt", "raised by the cell's code (no Ctrl-C was pressed)",
+                          traceback.format_exc())
+    except BaseException as e:  # GeneratorExit, a BaseException of a plugin's own
         failure = failure_of(e, traceback.format_exc())
     # out of the except block, the failed job's frames (and tensors) are free: release them, so an
     # out-of-memory cell leaves the device usable for the next one in this worker

@@ -68,7 +68,7 @@ class _Pool:
 
     def submit(self, job: Job, threads: int) -> cf.Future:
         with _sigint_held():
-            future = self.pool.submit(run_job, job.fn, job.args, job.kwargs, threads)
+            future = self.pool.submit(run_job, job.fn, job.args, job.kwargs, threads, (), True)
         self.procs.update(getattr(self.pool, "_processes", None) or {})
         return future
 
@@ -180,7 +180,8 @@ class ProcessExecutor(Executor):
                     elif isinstance(err, cf.process.BrokenProcessPool):
                         broken = True
                         if solo:
-                            codes = [c for c in pool.exit_codes() if c not in (0, None)] or [None]
+                            codes = sorted((c for c in pool.exit_codes() if c is not None), key=lambda c: c == 0)
+                            codes = codes or [None]  # a nonzero code first; a 0 is code the job ran (os._exit)
                             yield Outcome(job, failure=Failure(
                                 "WorkerDied", f"the worker process running this cell died ({_exit_text(codes[0])})"))
                         else:

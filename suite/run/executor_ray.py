@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import sys
+import time
 
 import torch
 
@@ -31,21 +32,40 @@ def _import_ray():
     return ray
 
 
-def _reachable(address: str) -> None:
-    """A quick TCP look at HOST:PORT, so an address nobody answers on fails in seconds, not after
-    Ray's own retries."""
+#: HTTP/2's client connection preface and an empty SETTINGS frame: a Ray head (gRPC) answers them
+#: with its own SETTINGS at once; a host that accepts the connection and then says nothing does not
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _reachable(address: str, timeout: float | None = None) -> None:
+    """A look at HOST:PORT bounded by CONNECT_TIMEOUT in all (connect, then a gRPC server's first
+    bytes), so an address nobody answers on, or that accepts and stays silent, fails in seconds,
+    not after Ray's own retries."""
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     m = ADDRESS.match(address)
     if not m:
         raise ConfigError(f"--ray-address: expected auto, HOST:PORT or ray://HOST:PORT, got '{address}'")
     host, port = m.group(1).strip("[]"), int(m.group(2))
     if not 0 < port < 65536:
         raise ConfigError(f"--ray-address: port {port} is out of range (1..65535)")
+    deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
-            pass
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(max(0.05, deadline - time.monotonic()))
+            conn.sendall(_H2_HELLO)
+            first = b""
+            while len(first) < 4:
+                chunk = conn.recv(9 - len(first))
+                if not chunk:
+                    break
+                first += chunk
+                conn.settimeout(max(0.05, deadline - time.monotonic()))
     except OSError as e:
-        why = f"no answer within {CONNECT_TIMEOUT:g} s" if isinstance(e, socket.timeout) else (e.strerror or str(e))
+        why = f"no answer within {timeout:g} s" if isinstance(e, socket.timeout) else (e.strerror or str(e))
         raise ConfigError(f"--ray-address: no Ray cluster reachable at {address} ({why})") from None
+    if len(first) < 4 or first[3] != 0x04:   # the answer of an HTTP/2 server starts with a SETTINGS frame
+        raise ConfigError(f"--ray-address: {address} answered, but not as a Ray cluster does (no gRPC server "
+                          f"there)")
 
 
 class RayExecutor(Executor):
@@ -147,7 +167,7 @@ class RayExecutor(Executor):
                 while pending and len(inflight) < cap:
                     job = pending.popleft()
                     ref = task.options(name=job.label[:100], **resources).remote(job.fn, job.args, job.kwargs,
-                                                                                 self.threads, path)
+                                                                                 self.threads, path, True)
                     inflight[ref] = job
                 labels = [j.label for j in inflight.values()]
                 if on_running and labels != shown:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from typing import Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -12,7 +13,7 @@ from tqdm.auto import tqdm
 from suite.run.cell import cell_job, failed_row
 from suite.run.executor import Executor, ExecutorSpec, Job, JobFailed, make_executor
 from suite.run.phase1 import cell_phase1_key
-from suite.run.profiles import Profile
+from suite.run.profiles import Cell, Profile
 from suite.run.store import RunStore
 from suite.run.trainer import NonFiniteLoss
 
@@ -43,8 +44,26 @@ def phase1_order(cells: list, device, lag: int = 1) -> list:
     return out + [c for _, c in held]
 
 
+def _outcomes(executor: Executor, jobs: list, isolated: list, running) -> Iterator:
+    """The executor's outcomes, then those of the isolated jobs, each in a spawned worker process of
+    its own executor at the same thread count (under an executor that already runs jobs outside
+    this process, they simply join the others)."""
+    if executor.remote:
+        with contextlib.closing(executor.run(jobs + isolated, running)) as outcomes:
+            yield from outcomes
+        return
+    with contextlib.closing(executor.run(jobs, running)) as outcomes:
+        yield from outcomes
+    if isolated:
+        spec = ExecutorSpec("processes", workers=1, threads=executor.cell_threads())
+        with make_executor(spec, device=executor.device) as worker, \
+                contextlib.closing(worker.run(isolated, running)) as outcomes:
+            yield from outcomes
+
+
 def train_cells(store: RunStore, profile: Profile, device: torch.device, env: dict, progress: bool,
-                executor: Executor | None = None, cell_kwargs: dict | None = None) -> None:
+                executor: Executor | None = None, cell_kwargs: dict | None = None,
+                isolate: Callable[[Cell], bool] | None = None) -> None:
     """Train every cell of the profile not stored yet on `executor` (default: local, one after another
     here), storing each as it finishes, in the order they finish; this process alone writes the store.
     A cell whose job fails (any exception, a worker that dies) is stored as a failed row and the run
@@ -53,7 +72,9 @@ def train_cells(store: RunStore, profile: Profile, device: torch.device, env: di
     routed curriculum cells share phase 1 through checkpoints in <run>/phase1/ (same result, less work).
     A cell that would read another cell's phase 1 is queued as many first cells after it as the
     executor runs at once (phase1_order), so parallel workers rarely train the same phase 1 twice
-    (if they do, both write the same file)."""
+    (if they do, both write the same file). Cells for which `isolate` is true (regress: the
+    candidate's) run in a worker process even under the local executor, so plugin code that ends
+    its process (os._exit) fails only its cell."""
     run_id = store.path.name
     store.drop_orphan_history()
     done = store.finished_cells()
@@ -66,15 +87,18 @@ def train_cells(store: RunStore, profile: Profile, device: torch.device, env: di
     cell_kwargs = {"phase1_dir": store.path / PHASE1_DIR, **(cell_kwargs or {})}
     # a cell's own progress bar only where it runs in this process; elsewhere the bars would interleave
     inner = progress and not executor.remote
-    jobs = [Job(c.config_hash(profile.test_sequences), c.describe(), cell_job,
-                (c, profile, device, env, run_id, inner), dict(cell_kwargs or {})) for c in todo]
+    apart = [c for c in todo if isolate is not None and isolate(c)]
+    job = lambda c, bars: Job(c.config_hash(profile.test_sequences), c.describe(), cell_job,
+                              (c, profile, device, env, run_id, bars), dict(cell_kwargs or {}))
+    jobs = [job(c, inner) for c in todo if c not in apart]
+    isolated = [job(c, False) for c in apart]
     cells = {c.config_hash(profile.test_sequences): c for c in todo}
     with tqdm(total=len(profile.cells), initial=len(profile.cells) - len(todo), desc="cells",
               disable=not progress, unit="cell", dynamic_ncols=True) as bar:
         def running(labels: list[str]) -> None:
             bar.set_postfix_str(labels[0] if len(labels) == 1 else f"{len(labels)} running: " + "; ".join(labels))
 
-        with contextlib.closing(executor.run(jobs, running)) as outcomes:
+        with contextlib.closing(_outcomes(executor, jobs, isolated, running)) as outcomes:
             for out in outcomes:
                 cell = cells[out.job.key]
                 if out.failure is None:

@@ -2,10 +2,13 @@
 and an upper bound of each cell's time from a step measured on this machine."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import torch
+
+from baselines import ROUTERS
 
 from suite import __version__
 from suite.compute.memory import check_fits, training_bytes
@@ -57,15 +60,25 @@ def max_epochs(cell: Cell) -> int:
 
 
 def step_seconds(cell: Cell, device: torch.device, cache: dict) -> float:
-    """Measured time of one training step of this cell's model and length (1 warm-up, 2 timed)."""
+    """Measured time of one training step of this cell's model and length (1 warm-up, 2 timed).
+    A plugin router is timed as the original router of the same size: its training code runs only
+    in its cells (in a worker, under regress), never here, where its faults (an os._exit) would
+    end the command."""
     task = cell.build_task()
     key = (cell.model, task.seq_len, json.dumps(cell.model_overrides, sort_keys=True))
     if key not in cache:
-        tr = Trainer(task, cell.model, lambda_target=cell.lambda_target, seed=0, protocol=cell.build_protocol(),
-                     model_config=cell.model_config(), device=device, progress=False)
-        tr.model.train()
-        cache[key] = median_seconds(lambda: tr.step(cell.lambda_target), device, repeats=2, warmup=1)
+        cfg = cell.model_config()
+        if cell.model == "routed" and cfg.router not in ROUTERS:
+            cfg = dataclasses.replace(cfg, router="gumbel", router_kwargs={})
+        cache[key] = _measure(cell, task, cfg, device)
     return cache[key]
+
+
+def _measure(cell: Cell, task, cfg, device: torch.device) -> float:
+    tr = Trainer(task, cell.model, lambda_target=cell.lambda_target, seed=0, protocol=cell.build_protocol(),
+                 model_config=cfg, device=device, progress=False)
+    tr.model.train()
+    return median_seconds(lambda: tr.step(cell.lambda_target), device, repeats=2, warmup=1)
 
 
 def estimate(profile: Profile, device: torch.device, done: set = frozenset()) -> list[float | None]:

@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from baselines import MODELS, ModelConfig, ModelConfigError, check_router_spec, router_source
+from baselines import MODELS, ModelConfig, ModelConfigError, router_source
 from tasks import TASKS, Task, TaskConfigError, make_task
 
 from suite.errors import ConfigError, one_line, parse
+from suite.run.gate import check_spec
 from suite.run.protocol import PROTOCOLS, Protocol, get_protocol
 from suite.schema.rows import FAITHFUL_SIZE
 from suite.schema.bounds import Distance, EpochCap, Lambda, Name, Seed, SeedBudget, TestSequences
@@ -165,6 +166,10 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
 
 
+#: model keys that configure the router: refused where no routed model would read them
+ROUTER_KEYS = ("router", "router_kwargs")
+
+
 def _cell_error(where: str, err: Exception) -> ConfigError:
     text = one_line(err) if isinstance(err, pydantic.ValidationError) else str(err)
     text = text.replace("seq_len_", "seq_len")  # the task field behind the public parameter name
@@ -175,6 +180,7 @@ def parse_profile(data, source: str = "") -> Profile:
     """Validate a profile (parsed JSON) and expand its grid into cells, all checked."""
     spec = parse(ProfileSpec, data, "profile")
     cells, seen, checked = [], set(), set()
+    routed_anywhere = any("routed" in b.models for b in spec.grid)
     for i, block in enumerate(spec.grid):
         where = f"profile.grid[{i}]"
         if "routed" in block.models and block.lambdas is None:
@@ -182,6 +188,11 @@ def parse_profile(data, source: str = "") -> Profile:
         if "routed" not in block.models and block.lambdas is not None:
             raise ConfigError(f"{where}.lambdas: only routed models take a lambda")
         overrides = {**spec.model, **block.model}
+        keys = [k for k in ROUTER_KEYS if k in block.model or (k in spec.model and not routed_anywhere)]
+        if keys and "routed" not in block.models:
+            at = f"{where}.model" if keys[0] in block.model else "profile.model"
+            raise ConfigError(f"{at}.{keys[0]}: only a routed model has a router; the models of {where} "
+                              f"are {', '.join(block.models)}")
         for d, m, s in itertools.product(block.distances, block.models, block.seeds):
             for lam in (block.lambdas if m == "routed" else [0.0]):
                 cell = Cell(block.task, d, m, float(lam), s, block.protocol or spec.protocol, block.epoch_cap,
@@ -196,8 +207,8 @@ def parse_profile(data, source: str = "") -> Profile:
                     raise _cell_error(f"{where}.model", e) from None
                 if m == "routed" and cfg not in checked:
                     try:
-                        check_router_spec(cfg)
-                    except ModelConfigError as e:
+                        check_spec(cfg)
+                    except (ModelConfigError, ConfigError) as e:
                         raise _cell_error(f"{where}.model", e) from None
                     checked.add(cfg)
                 if cfg.vocab_size < task.vocab_size:
@@ -225,6 +236,8 @@ def load_profile(name_or_path: str) -> Profile:
         raise ConfigError(f"profile {path}: not UTF-8 text (byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"profile {path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise ConfigError(f"profile {path}: nested too deep to read (a profile is a few levels of JSON)") from None
     except OSError as e:
         raise ConfigError(f"profile {path}: cannot read ({e.strerror})") from None
     return parse_profile(data, str(path))

@@ -197,8 +197,40 @@ class RunStore:
         return read_runs(p) if p.is_file() else pd.DataFrame()
 
     def table(self, name: str) -> pd.DataFrame:
+        """A per-cell table; an empty file (a run may hold one) reads as no rows, and one that is not
+        a table keyed by config_hash is a one-line ConfigError naming the file."""
         p = self.path / name
-        return pd.read_csv(p, dtype=DTYPES) if p.is_file() else pd.DataFrame()
+        if not p.is_file():
+            return pd.DataFrame()
+        try:
+            df = pd.read_csv(p, dtype=DTYPES)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as e:
+            raise ConfigError(f"{name}: cannot read '{p}' ({' '.join(str(e).split())[:200]})") from None
+        if "config_hash" not in df.columns:
+            raise ConfigError(f"{name}: '{p}' lacks column 'config_hash' (not a per-cell table of this suite)")
+        return df
+
+    def check_stored(self) -> None:
+        """A stored run read as a reference (regress --against): every row through the typed record,
+        one row per cell, the per-cell tables readable; else one line naming the file."""
+        runs, path = self.runs(), self.path / RUNS
+        if runs.empty:
+            return
+        dup = runs["config_hash"][runs["config_hash"].duplicated()]
+        if len(dup):
+            raise ConfigError(f"runs.csv: '{path}' holds cell {dup.iloc[0]} more than once (a run stores each "
+                              f"cell once)")
+        for i, row in enumerate(runs.to_dict("records")):
+            clean = {k: v for k, v in row.items() if not (isinstance(v, float) and v != v) and v is not pd.NA}
+            try:
+                validate_row(clean)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"runs.csv: row {i + 2} of '{path}' is not a run row "
+                                  f"({' '.join(str(e).split())[:200]})") from None
+        for name in CELL_TABLES:
+            self.table(name)
 
     def history(self) -> pd.DataFrame:
         return self.table(HISTORY)
