@@ -42,15 +42,20 @@ def _first_change(a: torch.Tensor, b: torch.Tensor, upto: int, tol: float) -> in
     return int(bad[0]) if bad.numel() else None
 
 
+def _shape_and_values(g: torch.Tensor, B: int, T: int, name: str, where: str) -> None:
+    """Gates of shape (B, T), every value exactly 0 or 1 (NaN is neither)."""
+    if tuple(g.shape) != (B, T):
+        raise ConfigError(f"router: {name} returned gates of shape {tuple(g.shape)} {where}; "
+                          f"the contract is (B, T) = ({B}, {T})")
+    off = ((g != 0) & (g != 1)).nonzero()
+    if off.numel():
+        raise ConfigError(f"router: {name} returned a gate of {float(g[tuple(off[0])]):.4g} at position "
+                          f"{int(off[0][1])} {where}; gates must be exactly 0 or 1")
+
+
 def _check_gates(gates, B: int, T: int, mode: str, name: str) -> None:
     for layer, g in enumerate(gates):
-        if tuple(g.shape) != (B, T):
-            raise ConfigError(f"router: {name} returned gates of shape {tuple(g.shape)} in layer {layer} "
-                              f"({mode} mode); the contract is (B, T) = ({B}, {T})")
-        off = ((g != 0) & (g != 1)).nonzero()
-        if off.numel():
-            raise ConfigError(f"router: {name} returned a gate of {float(g[tuple(off[0])]):.4g} at position "
-                              f"{int(off[0][1])} of layer {layer} ({mode} mode); gates must be exactly 0 or 1")
+        _shape_and_values(g, B, T, name, f"in layer {layer} ({mode} mode)")
 
 
 def _check_call(g, x: torch.Tensor, name: str, where: str) -> None:
@@ -65,13 +70,7 @@ def _check_call(g, x: torch.Tensor, name: str, where: str) -> None:
     if g.dtype != x.dtype:
         raise ConfigError(f"router: {name} returned gates of dtype {g.dtype} {where}; the contract is the "
                           f"input's dtype ({x.dtype}), values exactly 0 or 1")
-    if tuple(g.shape) != (B, T):
-        raise ConfigError(f"router: {name} returned gates of shape {tuple(g.shape)} {where}; "
-                          f"the contract is (B, T) = ({B}, {T})")
-    off = ((g != 0) & (g != 1)).nonzero()      # NaN too: it is neither
-    if off.numel():
-        raise ConfigError(f"router: {name} returned a gate of {float(g[tuple(off[0])]):.4g} at position "
-                          f"{int(off[0][1])} {where}; gates must be exactly 0 or 1")
+    _shape_and_values(g, B, T, name, where)
 
 
 @contextlib.contextmanager
