@@ -194,3 +194,28 @@ def test_evaluation_usage_weights_every_position_equally():
             return type(out)(out.logits, (g, g))
     _, per_layer = evaluate(Forced(), batches)
     assert per_layer == [0.25, 0.25]  # 16 of 64 positions, not the mean of batch means (0.5)
+
+
+def _adopted_in_a_fresh_process(protocol):
+    from suite.run.protocol import adopt as adopt_here, get_protocol as get_here
+    try:
+        get_here(protocol.name)
+        return "known before"
+    except ConfigError:
+        adopt_here(protocol)
+        return get_here(protocol.name)
+
+
+def test_a_worker_process_adopts_the_drivers_protocol_and_refuses_a_different_one_under_its_name():
+    # a protocol registered at run time exists only in the driver; a spawned worker learns it from the job
+    import concurrent.futures as cf
+    import multiprocessing
+    from suite.run.protocol import adopt
+    mine = dataclasses.replace(FAITHFUL, name="only-in-the-driver", lr=5e-3)
+    with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_adopted_in_a_fresh_process, mine).result(timeout=120) == mine
+    adopt(FAITHFUL)                                   # the same rules under a known name: nothing to do
+    assert get_protocol("faithful") is FAITHFUL
+    with pytest.raises(ConfigError, match="protocol: 'faithful' differs between the driver and this worker"):
+        adopt(dataclasses.replace(FAITHFUL, lr=1.0))
+    assert get_protocol("faithful").lr == 1e-3

@@ -198,6 +198,7 @@ def test_regress_end_to_end_exit_codes_and_files(tier, capsys, monkeypatch):
     (second,) = [p for p in tier.glob("*/regress-mini-*") if p != first]
     again = pd.read_csv(second / "runs.csv")
     assert before <= set(again["config_hash"]) and len(again) == 12
+    assert (again["status"] == "ok").all()     # the candidate trained: in its worker, under the test protocol
     assert set(again.loc[again["config_hash"].isin(before), "run_id"]) == {first.name}  # provenance kept
     table = pd.read_csv(second / "regress.csv")
     acc = table[table.against == "gumbel"]

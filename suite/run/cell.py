@@ -14,6 +14,7 @@ from suite.judge.stats import wilson
 from suite.run.devices import precision
 from suite.run.phase1 import cell_phase1_key
 from suite.run.profiles import Cell, Profile
+from suite.run.protocol import Protocol, adopt
 from suite.run.provenance import data_fingerprint, device_name, utc_now
 from suite.run.trainer import Trainer, evaluate
 
@@ -117,8 +118,11 @@ def cpu_state(model) -> dict:
 
 
 def cell_job(cell: Cell, profile: Profile, device: torch.device, env: dict, run_id: str, progress: bool,
-             **cell_kwargs):
+             protocol: Protocol | None = None, **cell_kwargs):
     """One cell as an executor's job, wherever it runs: the row names the machine and thread count
-    of the worker that trained it (a Ray cluster's other node, a worker at K threads)."""
+    of the worker that trained it (a Ray cluster's other node, a worker at K threads). `protocol`:
+    the driver's rules for the cell's protocol name, so a worker process trains under the same."""
+    if protocol is not None:
+        adopt(protocol)
     env = {**env, "device_name": device_name(device), "torch_threads": torch.get_num_threads()}
     return run_cell(cell, profile, device, env, run_id, progress, **cell_kwargs)

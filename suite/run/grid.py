@@ -14,6 +14,7 @@ from suite.run.cell import cell_job, failed_row
 from suite.run.executor import Executor, ExecutorSpec, Job, JobFailed, make_executor
 from suite.run.phase1 import cell_phase1_key
 from suite.run.profiles import Cell, Profile
+from suite.run.protocol import get_protocol
 from suite.run.store import RunStore
 from suite.run.trainer import NonFiniteLoss
 
@@ -89,7 +90,8 @@ def train_cells(store: RunStore, profile: Profile, device: torch.device, env: di
     inner = progress and not executor.remote
     apart = [c for c in todo if isolate is not None and isolate(c)]
     job = lambda c, bars: Job(c.config_hash(profile.test_sequences), c.describe(), cell_job,
-                              (c, profile, device, env, run_id, bars), dict(cell_kwargs or {}))
+                              (c, profile, device, env, run_id, bars, get_protocol(c.protocol)),
+                              dict(cell_kwargs or {}))
     jobs = [job(c, inner) for c in todo if c not in apart]
     isolated = [job(c, False) for c in apart]
     cells = {c.config_hash(profile.test_sequences): c for c in todo}

@@ -109,6 +109,15 @@ PROTOCOLS["faithful-tf32"] = dataclasses.replace(FAITHFUL, name="faithful-tf32",
 PROTOCOLS["faithful-bf16"] = dataclasses.replace(FAITHFUL, name="faithful-bf16", precision="bf16")
 
 
+def adopt(protocol: Protocol) -> None:
+    """In a worker process: know the driver's protocol under its name (one registered at run time,
+    as a test or a user's script does, exists only in the driver). A name the worker already holds
+    must mean the same rules there."""
+    known = PROTOCOLS.setdefault(protocol.name, protocol)
+    if known != protocol:
+        raise ConfigError(f"protocol: '{protocol.name}' differs between the driver and this worker")
+
+
 def get_protocol(name) -> Protocol:
     if not isinstance(name, str) or name not in PROTOCOLS:
         raise ConfigError(f"protocol: unknown '{name}'; allowed: {', '.join(PROTOCOLS)}")
