@@ -170,3 +170,24 @@ def test_the_plateau_counts_learned_routers_once_per_model():
     two = point2(pd.DataFrame(), analysis, runs)
     assert two.numbers == {"mini_cells": 2, "mini_plateaus": 2, "mini_whole_layer": 1}
     assert two.summary == "mini: MIXED (1 of 2 plateaus are one whole layer)"
+
+
+def test_the_faithful_campaign_cells_join_the_plateau_count_once_per_model():
+    """faithful 254/510 routed cells are read from their per-layer usage (no analysis): a plateau with
+    one layer >= 95% is one whole layer, one at 0.91 is not; λ siblings whose phase 2 never ran are one
+    model; a constant-λ collapse is no plateau."""
+    def cell(key, d, lam, seed, layers, p1="P", phase2=True, protocol="faithful"):
+        return {"run_id": f"faithful-{d}-x", "config_hash": key, "task": "assoc_recall", "distance": d,
+                "lambda_target": lam, "seed": seed, "model": "routed", "protocol": protocol,
+                "usage_per_layer": json.dumps(layers), "phase1_key": f"{p1}{seed}", "phase2_ran": phase2}
+    faithful = pd.DataFrame([cell("a1", 254, 0.1, 0, [0.0, 0.996, 0.05, 0.0]),
+                             cell("a5", 254, 0.5, 0, [0.0, 0.996, 0.0, 0.0]),
+                             cell("b5", 254, 0.5, 2, [0.05, 0.0, 0.908, 0.0]),
+                             cell("c1", 510, 0.1, 1, [0.999, 0.998, 0.0, 0.0], p1="Q", phase2=False),
+                             cell("c5", 510, 0.5, 1, [0.999, 0.998, 0.0, 0.0], p1="Q", phase2=False),
+                             cell("k", 254, 0.5, 0, [0.0, 0.0, 0.0, 0.0], protocol="faithful-constant")])
+    two = point2(pd.DataFrame(), pd.DataFrame(), None, faithful)
+    assert two.numbers == {"faithful_cells": 5, "faithful_plateaus": 3, "faithful_whole_layer": 2}
+    assert two.summary == "faithful: MIXED (2 of 3 plateaus are one whole layer)"
+    assert [l.split(":")[0] for l in two.lines] == ["faithful assoc_recall d=254", "faithful assoc_recall d=510"]
+    assert two.lines[1].startswith("faithful assoc_recall d=510: 1 distinct learned-router model, 0 at a plateau")

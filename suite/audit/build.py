@@ -132,7 +132,7 @@ def audit_findings(inputs: AuditInputs, registry: list[Claim] | None = None) -> 
     registry = registry if registry is not None else load_registry()
     limits = Limits.of(registry)
     h, m = inputs.headline, inputs.store.manifest()
-    points = [point1(h), point2(h, inputs.analysis, inputs.runs), point3(h, inputs.headline_store, registry, limits),
+    points = [point1(h), point2(h, inputs.analysis, inputs.runs, inputs.faithful_routed()), point3(h, inputs.headline_store, registry, limits),
               point4(inputs.controls, inputs.runs, limits, h), point5(inputs),
               point6(inputs.table, inputs.controls, h, inputs.runs, limits)]
     env = m.get("environment", {})

@@ -15,7 +15,11 @@ from suite.schema.rows import ok_rows
 
 #: the other runs the audit reads, by profile name
 SOURCES = {"headline": "headline", "curriculum": "curriculum", "battery": "battery-mini", "mqar": "mqar-mini",
-           "swaps": "swaps-faithful", "mqar-learnable": "mqar-learnable", "mqar-controls": "mqar-controls"}
+           "swaps": "swaps-faithful", "mqar-learnable": "mqar-learnable", "mqar-controls": "mqar-controls",
+           "faithful-254": "faithful-254", "faithful-510": "faithful-510"}
+#: the faithful campaign's runs at 254 and 510: their routed cells' per-layer usage joins point 2
+#: (read from runs.csv, no training); their models are not analysed (swaps) by the audit yet
+FAITHFUL_SOURCES = ("faithful-254", "faithful-510")
 #: the sources whose cells join the audit's own (swaps, routing analysis, regret, maps)
 SWAP_SOURCES = ("battery", "mqar", "swaps", "mqar-learnable", "mqar-controls")
 
@@ -74,6 +78,12 @@ class AuditInputs(BaseModel):
     @property
     def swapped(self) -> list[RunStore]:
         return [self.found[k] for k in SWAP_SOURCES if self.found.get(k) is not None]
+
+    def faithful_routed(self) -> pd.DataFrame:
+        """The finished routed cells of the faithful campaign's runs at 254 and 510, every protocol."""
+        rows = [ok_rows(self.found[k].runs()) for k in FAITHFUL_SOURCES if self.found.get(k) is not None]
+        r = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        return r[r["model"] == "routed"] if len(r) else r
 
     def pareto_runs(self) -> pd.DataFrame:
         """The cells of the Pareto figures: the audit's and the headline run's baselines."""

@@ -70,17 +70,23 @@ def _learned_models(analysis: pd.DataFrame, runs: pd.DataFrame | None, skip: set
     return a.drop_duplicates(["tier", "task", "distance", "model_key"])
 
 
-def point2(headline: pd.DataFrame, analysis: pd.DataFrame, runs: pd.DataFrame | None = None) -> Finding:
+def point2(headline: pd.DataFrame, analysis: pd.DataFrame, runs: pd.DataFrame | None = None,
+           faithful: pd.DataFrame | None = None) -> Finding:
+    """`faithful`: the campaign's routed cells at 254 and 510, read from their per-layer usage like the
+    headline's; each distinct model once (model_keys over their own rows)."""
     rows = []
-    for _, r in headline.iterrows():
+    cells = headline
+    if faithful is not None and len(faithful):
+        f = faithful.assign(model_key=model_keys(faithful, faithful)).drop_duplicates("model_key")
+        cells = pd.concat([headline, f.drop(columns="model_key")], ignore_index=True)
+    for _, r in cells.iterrows():
         rows.append({"run": r["run_id"] if "run_id" in r else "headline", "config_hash": r["config_hash"],
                      "tier": "faithful", "task": r["task"], "distance": int(r["distance"]),
                      "lambda_target": r["lambda_target"], "seed": int(r["seed"]),
                      **whole_layer_flat(json.loads(r["usage_per_layer"]))})
     if len(analysis):
         # the headline's own cells are read above; a retrain of one (swaps-faithful) is another model
-        own = set(zip(headline["run_id"], headline["config_hash"])) if {"run_id", "config_hash"} <= set(headline) \
-            else set()
+        own = set(zip(cells["run_id"], cells["config_hash"])) if {"run_id", "config_hash"} <= set(cells) else set()
         a = _learned_models(analysis, runs, own)
         for _, r in a.iterrows():
             rows.append({"run": r["run_id"], "config_hash": r["config_hash"], "tier": r["tier"], "task": r["task"],
